@@ -1,0 +1,298 @@
+package pdp
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Reason explains a decision. The values match rolecall.v1.Reason.
+type Reason uint8
+
+const (
+	ReasonUnspecified Reason = iota
+	// Granted: an effective role grants the action on the resource.
+	Granted
+	// NoPermission: the subject is known, but no effective role grants it.
+	NoPermission
+	// NotAMember: the subject is neither a member of the organization nor
+	// matched by one of its implicit rules.
+	NotAMember
+	// UnknownSubject: the policy has no such subject.
+	UnknownSubject
+	// UnknownResource: the policy has no such resource.
+	UnknownResource
+	// UnknownAction: the resource does not define the action.
+	UnknownAction
+	// UnknownOrganization: the policy has no such organization.
+	UnknownOrganization
+)
+
+var reasonNames = [...]string{
+	ReasonUnspecified:   "UNSPECIFIED",
+	Granted:             "GRANTED",
+	NoPermission:        "NO_PERMISSION",
+	NotAMember:          "NOT_A_MEMBER",
+	UnknownSubject:      "UNKNOWN_SUBJECT",
+	UnknownResource:     "UNKNOWN_RESOURCE",
+	UnknownAction:       "UNKNOWN_ACTION",
+	UnknownOrganization: "UNKNOWN_ORGANIZATION",
+}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// ParseReason returns the Reason named s (as printed by String).
+func ParseReason(s string) (Reason, bool) {
+	for r, name := range reasonNames {
+		if name == s {
+			return Reason(r), true
+		}
+	}
+	return ReasonUnspecified, false
+}
+
+// Query asks whether Subject may perform Action on Resource, inside Org when
+// Org is not empty.
+type Query struct {
+	Subject  string
+	Org      string
+	Resource string
+	Action   string
+}
+
+// Validate reports the first malformed field: Subject, Resource and Action
+// are required, and every field is at most MaxIDLen bytes of valid UTF-8.
+func (q Query) Validate() error {
+	if err := checkQueryField("subject", q.Subject, true); err != nil {
+		return err
+	}
+	if err := checkQueryField("org", q.Org, false); err != nil {
+		return err
+	}
+	if err := checkQueryField("resource", q.Resource, true); err != nil {
+		return err
+	}
+	return checkQueryField("action", q.Action, true)
+}
+
+func checkQueryField(name, v string, required bool) error {
+	switch {
+	case v == "" && required:
+		return &QueryError{Field: name, Reason: "must not be empty"}
+	case len(v) > MaxIDLen:
+		return &QueryError{Field: name, Reason: fmt.Sprintf("is %d bytes long; the limit is %d", len(v), MaxIDLen)}
+	case !utf8.ValidString(v):
+		return &QueryError{Field: name, Reason: "is not valid UTF-8"}
+	}
+	return nil
+}
+
+// Decision is the answer to a Query. Its strings point into the snapshot, so
+// making one allocates nothing.
+type Decision struct {
+	Allowed bool
+	Reason  Reason
+	// MatchedRole is the granting role, the first in sorted order when
+	// several grant; empty on a deny.
+	MatchedRole string
+	// Revision is the revision of the policy that decided.
+	Revision string
+}
+
+// Decide answers q from the snapshot, following the decision rules in the
+// package documentation. It assumes q is valid (see Query.Validate); an
+// invalid query is merely unknown here. It takes no lock and allocates nothing.
+func (s *Snapshot) Decide(q Query) Decision {
+	d := Decision{Revision: s.revision}
+	ri, ok := s.resourceIdx[q.Resource]
+	if !ok {
+		d.Reason = UnknownResource
+		return d
+	}
+	res := &s.resources[ri]
+	off, ok := res.actions[q.Action]
+	if !ok {
+		d.Reason = UnknownAction
+		return d
+	}
+	perm := res.base + off
+	si, ok := s.subjectIdx[q.Subject]
+	if !ok {
+		d.Reason = UnknownSubject
+		return d
+	}
+	sub := &s.subjects[si]
+
+	best := int32(noRole)
+	if q.Org == "" {
+		best = s.firstGranting(sub.global, perm, best)
+	} else {
+		oi, ok := s.orgIdx[q.Org]
+		if !ok {
+			d.Reason = UnknownOrganization
+			return d
+		}
+		org := &s.orgs[oi]
+		admitted := false
+		if roles, ok := sub.rolesIn(oi); ok {
+			admitted = true
+			best = s.firstGranting(roles, perm, best)
+		}
+		for i := range org.implicit {
+			if r := &org.implicit[i]; r.matches(sub) {
+				admitted = true
+				best = s.firstGranting(r.roles, perm, best)
+			}
+		}
+		if !admitted {
+			d.Reason = NotAMember
+			return d
+		}
+		best = s.firstGranting(org.defaults, perm, best)
+	}
+	if best == noRole {
+		d.Reason = NoPermission
+		return d
+	}
+	d.Allowed = true
+	d.Reason = Granted
+	d.MatchedRole = s.roles[best]
+	return d
+}
+
+// firstGranting returns the lowest role index in roles (sorted) that grants
+// perm, or best if none below best does.
+func (s *Snapshot) firstGranting(roles []int32, perm, best int32) int32 {
+	for _, r := range roles {
+		if r >= best {
+			break
+		}
+		if hasBit(s.roleBits(r), perm) {
+			return r
+		}
+	}
+	return best
+}
+
+// rolesIn returns the roles the subject holds as a member of org.
+func (sub *subject) rolesIn(org int32) ([]int32, bool) {
+	lo, hi := 0, len(sub.memberships)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if sub.memberships[m].org < org {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(sub.memberships) && sub.memberships[lo].org == org {
+		return sub.memberships[lo].roles, true
+	}
+	return nil, false
+}
+
+func (r *implicitRule) matches(sub *subject) bool {
+	if r.emailDomain != "" && r.emailDomain != sub.emailDomain {
+		return false
+	}
+	if r.ssoConnection != "" && r.ssoConnection != sub.ssoConnection {
+		return false
+	}
+	if r.ssoGroup != "" {
+		found := false
+		for _, g := range sub.ssoGroups {
+			if g == r.ssoGroup {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Permissions is what a subject may do: the answer to ListPermissions.
+type Permissions struct {
+	// Permissions sorted by resource, then action.
+	Permissions []Permission
+	// Roles are the effective roles, sorted.
+	Roles []string
+	// Reason says why Permissions is empty: UnknownSubject,
+	// UnknownOrganization, NotAMember, UnknownResource (the filter) or
+	// NoPermission. It is Granted when Permissions is not empty.
+	Reason   Reason
+	Revision string
+}
+
+// ListPermissions lists every permission the subject holds, inside org when
+// org is not empty, optionally only those on resource. It follows the same
+// rules as Decide.
+func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permissions {
+	out := Permissions{Revision: s.revision}
+	lo, hi := int32(0), int32(len(s.perms))
+	if resourceID != "" {
+		ri, ok := s.resourceIdx[resourceID]
+		if !ok {
+			out.Reason = UnknownResource
+			return out
+		}
+		res := &s.resources[ri]
+		lo, hi = res.base, res.base+int32(len(res.actions))
+	}
+	si, ok := s.subjectIdx[subjectID]
+	if !ok {
+		out.Reason = UnknownSubject
+		return out
+	}
+	sub := &s.subjects[si]
+
+	var roles []int32
+	if org == "" {
+		roles = sub.global
+	} else {
+		oi, ok := s.orgIdx[org]
+		if !ok {
+			out.Reason = UnknownOrganization
+			return out
+		}
+		o := &s.orgs[oi]
+		held, admitted := sub.rolesIn(oi)
+		roles = append(roles, held...)
+		for i := range o.implicit {
+			if r := &o.implicit[i]; r.matches(sub) {
+				admitted = true
+				roles = append(roles, r.roles...)
+			}
+		}
+		if !admitted {
+			out.Reason = NotAMember
+			return out
+		}
+		roles = append(roles, o.defaults...)
+		roles = roleSetOf(roles)
+	}
+
+	union := make([]uint64, s.words)
+	for _, r := range roles {
+		out.Roles = append(out.Roles, s.roles[r])
+		for w, b := range s.roleBits(r) {
+			union[w] |= b
+		}
+	}
+	for p := lo; p < hi; p++ {
+		if hasBit(union, p) {
+			out.Permissions = append(out.Permissions, s.perms[p])
+		}
+	}
+	out.Reason = NoPermission
+	if len(out.Permissions) > 0 {
+		out.Reason = Granted
+	}
+	return out
+}
