@@ -1,0 +1,102 @@
+package cache
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	keyDocument  = []byte("document")
+	keyRevision  = []byte("revision")
+	keyETag      = []byte("etag")
+	keyFetchedAt = []byte("fetched_at")
+	keyFormat    = []byte("format")
+	keySource    = []byte("source")
+	keySHA256    = []byte("sha256")
+)
+
+// PolicyRecord is a policy document as fetched, with what is known about it.
+type PolicyRecord struct {
+	Document  []byte    // the policy document exactly as fetched
+	Format    string    // "yaml" or "json"
+	Revision  string    // the document's revision
+	ETag      string    // the upstream's ETag, if any
+	Source    string    // where it came from, e.g. "file:/etc/rolecall/policy.yaml"
+	FetchedAt time.Time // stored in UTC with nanosecond precision
+}
+
+// SavePolicy replaces the stored policy record with r, document and
+// metadata in one transaction. An empty document is refused with
+// [ErrEmptyDocument] and the stored record is kept.
+func (c *Cache) SavePolicy(r PolicyRecord) error {
+	if len(r.Document) == 0 {
+		return fmt.Errorf("cache: save policy to %s: %w", c.path, ErrEmptyDocument)
+	}
+	sum := sha256.Sum256(r.Document)
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
+		puts := []struct {
+			b    *bolt.Bucket
+			k, v []byte
+		}{
+			{policy, keyDocument, r.Document},
+			{meta, keySHA256, sum[:]},
+			{meta, keyFormat, []byte(r.Format)},
+			{meta, keyRevision, []byte(r.Revision)},
+			{meta, keyETag, []byte(r.ETag)},
+			{meta, keySource, []byte(r.Source)},
+			{meta, keyFetchedAt, []byte(r.FetchedAt.UTC().Format(time.RFC3339Nano))},
+		}
+		for _, p := range puts {
+			if err := p.b.Put(p.k, p.v); err != nil {
+				return fmt.Errorf("put %s: %w", p.k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: save policy to %s: %w", c.path, err)
+	}
+	return nil
+}
+
+// LoadPolicy returns the stored policy record, or ok == false and a nil
+// error if none has been saved. The record does not share memory with the
+// cache. A document that does not match its stored digest, or metadata that
+// cannot be decoded, is reported as [ErrCorrupt].
+func (c *Cache) LoadPolicy() (r PolicyRecord, ok bool, err error) {
+	err = c.db.View(func(tx *bolt.Tx) error {
+		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
+		doc := policy.Get(keyDocument)
+		if doc == nil {
+			return nil
+		}
+		if sum := sha256.Sum256(doc); !bytes.Equal(meta.Get(keySHA256), sum[:]) {
+			return fmt.Errorf("%w: policy document does not match its SHA-256 digest", ErrCorrupt)
+		}
+		fetchedAt, err := time.Parse(time.RFC3339Nano, string(meta.Get(keyFetchedAt)))
+		if err != nil {
+			return fmt.Errorf("%w: policy fetched_at: %w", ErrCorrupt, err)
+		}
+		// bbolt's memory is only valid inside the transaction; string
+		// conversions copy, the document is copied explicitly.
+		r = PolicyRecord{
+			Document:  bytes.Clone(doc),
+			Format:    string(meta.Get(keyFormat)),
+			Revision:  string(meta.Get(keyRevision)),
+			ETag:      string(meta.Get(keyETag)),
+			Source:    string(meta.Get(keySource)),
+			FetchedAt: fetchedAt,
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return PolicyRecord{}, false, fmt.Errorf("cache: load policy from %s: %w", c.path, err)
+	}
+	return r, ok, nil
+}
