@@ -20,7 +20,7 @@ type Snapshot struct {
 	perms       []Permission // permission index → (resource, action), sorted
 
 	roles []string // role ids, sorted: a lower index is earlier in sorted order
-	words int    // uint64 words per role bitset
+	words int      // uint64 words per role bitset
 	bits  []uint64
 
 	orgIdx map[string]int32
