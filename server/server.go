@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/pdp"
+)
+
+// Options configures a Server. The zero value is usable.
+type Options struct {
+	// Status reports refresh state for GetPolicyStatus.
+	Status StatusSource
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// GracePeriod is how long Serve waits for in-flight calls when its
+	// context ends before it cuts them off. Default 10 s.
+	GracePeriod time.Duration
+}
+
+// Server is the gRPC server: the decision service, health and reflection.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	log    *slog.Logger
+	grace  time.Duration
+}
+
+// ServiceName is the health service name of the decision service.
+var ServiceName = rolecallv1.PolicyDecisionService_ServiceDesc.ServiceName
+
+// New builds a Server answering from engine. Health starts NOT_SERVING;
+// call SetServing once a policy is loaded.
+func New(engine *pdp.Engine, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.GracePeriod == 0 {
+		opts.GracePeriod = 10 * time.Second
+	}
+	gs := grpc.NewServer()
+	rolecallv1.RegisterPolicyDecisionServiceServer(gs, NewService(engine, opts.Status, opts.Logger))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	s := &Server{grpc: gs, health: hs, log: opts.Logger, grace: opts.GracePeriod}
+	s.SetServing(engine.Snapshot() != nil)
+	return s
+}
+
+// SetServing sets the health of the server and of the decision service.
+func (s *Server) SetServing(serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(ServiceName, st)
+}
+
+// Serve answers on every listener until ctx ends or a listener fails, then
+// shuts down: health turns NOT_SERVING, in-flight calls get GracePeriod to
+// finish, and the rest are cut off. It closes the listeners.
+func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
+	if len(listeners) == 0 {
+		return errors.New("server: no listener")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range listeners {
+		g.Go(func() error {
+			if err := s.grpc.Serve(l); err != nil {
+				return fmt.Errorf("serve on %s: %w", l.Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(s.grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("in-flight calls did not finish in time; closing them", "grace_period", s.grace)
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// Listen opens the listeners Serve needs: TCP on tcpAddr and a Unix socket at
+// unixPath, each when not empty. A stale socket file left by a process that
+// died is replaced; a live one, or any other file at the path, is an error.
+// The socket file is created with mode 0660 and removed when the listener
+// closes.
+func Listen(tcpAddr, unixPath string) ([]net.Listener, error) {
+	if tcpAddr == "" && unixPath == "" {
+		return nil, errors.New("no listener configured: set a TCP address, a Unix socket path, or both")
+	}
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	if tcpAddr != "" {
+		l, err := net.Listen("tcp", tcpAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", tcpAddr, err)
+		}
+		ls = append(ls, l)
+	}
+	if unixPath != "" {
+		l, err := listenUnix(unixPath)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("listen on unix socket %s: the path exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("listen on unix socket %s: another process is serving there", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale unix socket %s: %w", path, err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on unix socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("set mode of unix socket %s: %w", path, err)
+	}
+	return l, nil
+}

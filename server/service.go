@@ -1,0 +1,138 @@
+// Package server exposes the decision engine over gRPC: the
+// rolecall.v1.PolicyDecisionService, grpc.health.v1 (SERVING once a policy is
+// loaded) and server reflection, on TCP and Unix socket listeners.
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/pdp"
+	policysync "github.com/rolecall/rolecall/sync"
+)
+
+// MaxBatch is the most checks one CheckBatch call may carry.
+const MaxBatch = 1000
+
+// StatusSource reports the state of the policy being served.
+type StatusSource interface {
+	Status() policysync.Status
+}
+
+// Service implements rolecall.v1.PolicyDecisionService on a pdp.Engine.
+type Service struct {
+	rolecallv1.UnimplementedPolicyDecisionServiceServer
+	engine *pdp.Engine
+	status StatusSource
+	log    *slog.Logger
+}
+
+var _ rolecallv1.PolicyDecisionServiceServer = (*Service)(nil)
+
+// NewService returns the decision service. status may be nil when nothing
+// reports refresh state (GetPolicyStatus then describes the engine alone).
+func NewService(engine *pdp.Engine, status StatusSource, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{engine: engine, status: status, log: log}
+}
+
+func (s *Service) Check(ctx context.Context, req *rolecallv1.CheckRequest) (*rolecallv1.CheckResponse, error) {
+	d, err := s.engine.Decide(query(req))
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &rolecallv1.CheckResponse{}
+	fillCheck(resp, d)
+	return resp, nil
+}
+
+func (s *Service) CheckBatch(ctx context.Context, req *rolecallv1.CheckBatchRequest) (*rolecallv1.CheckBatchResponse, error) {
+	checks := req.GetChecks()
+	switch {
+	case len(checks) == 0:
+		return nil, status.Error(codes.InvalidArgument, "checks: must hold at least one check")
+	case len(checks) > MaxBatch:
+		return nil, status.Errorf(codes.InvalidArgument, "checks: holds %d checks; the limit is %d", len(checks), MaxBatch)
+	}
+	for i, c := range checks {
+		if err := query(c).Validate(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "checks[%d].%v", i, err)
+		}
+	}
+	// One snapshot for the whole batch: every result comes from one policy.
+	snap := s.engine.Snapshot()
+	if snap == nil {
+		return nil, s.toStatus(ctx, pdp.ErrNoPolicy)
+	}
+	results := make([]rolecallv1.CheckResponse, len(checks))
+	resp := &rolecallv1.CheckBatchResponse{Results: make([]*rolecallv1.CheckResponse, len(checks))}
+	for i, c := range checks {
+		fillCheck(&results[i], snap.Decide(query(c)))
+		resp.Results[i] = &results[i]
+	}
+	return resp, nil
+}
+
+func (s *Service) ListPermissions(ctx context.Context, req *rolecallv1.ListPermissionsRequest) (*rolecallv1.ListPermissionsResponse, error) {
+	ps, err := s.engine.ListPermissions(req.GetSubject(), req.GetOrg(), req.GetResource())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &rolecallv1.ListPermissionsResponse{
+		Roles:          ps.Roles,
+		PolicyRevision: ps.Revision,
+		Reason:         rolecallv1.Reason(ps.Reason),
+		Permissions:    make([]*rolecallv1.Permission, len(ps.Permissions)),
+	}
+	for i, p := range ps.Permissions {
+		resp.Permissions[i] = &rolecallv1.Permission{Resource: p.Resource, Action: p.Action}
+	}
+	return resp, nil
+}
+
+func (s *Service) GetPolicyStatus(context.Context, *rolecallv1.GetPolicyStatusRequest) (*rolecallv1.GetPolicyStatusResponse, error) {
+	var st policysync.Status
+	if s.status != nil {
+		st = s.status.Status()
+	} else if snap := s.engine.Snapshot(); snap != nil {
+		st = policysync.Status{Loaded: true, Revision: snap.Revision(), Counts: snap.Counts()}
+	}
+	resp := &rolecallv1.GetPolicyStatusResponse{
+		Loaded:        st.Loaded,
+		Revision:      st.Revision,
+		Source:        st.Source,
+		LastError:     st.LastError,
+		FromCache:     st.FromCache,
+		Etag:          st.ETag,
+		Resources:     int64(st.Counts.Resources),
+		Roles:         int64(st.Counts.Roles),
+		Organizations: int64(st.Counts.Organizations),
+		Subjects:      int64(st.Counts.Subjects),
+	}
+	if !st.LoadedAt.IsZero() {
+		resp.LoadedAt = timestamppb.New(st.LoadedAt)
+	}
+	if !st.FetchedAt.IsZero() {
+		resp.FetchedAt = timestamppb.New(st.FetchedAt)
+	}
+	return resp, nil
+}
+
+func query(r *rolecallv1.CheckRequest) pdp.Query {
+	return pdp.Query{Subject: r.GetSubject(), Org: r.GetOrg(), Resource: r.GetResource(), Action: r.GetAction()}
+}
+
+func fillCheck(resp *rolecallv1.CheckResponse, d pdp.Decision) {
+	resp.Allowed = d.Allowed
+	resp.Reason = rolecallv1.Reason(d.Reason) // pdp.Reason values match the proto enum
+	resp.MatchedRole = d.MatchedRole
+	resp.PolicyRevision = d.Revision
+}
+
