@@ -135,4 +135,3 @@ func fillCheck(resp *rolecallv1.CheckResponse, d pdp.Decision) {
 	resp.MatchedRole = d.MatchedRole
 	resp.PolicyRevision = d.Revision
 }
-
