@@ -61,8 +61,7 @@ func jsonValue(dec *json.Decoder, data []byte, depth int) (any, error) {
 			}
 			m[key] = v
 		}
-		_, err := dec.Token() // '}'
-		return m, err
+		return m, closeDelim(dec, data)
 	default: // '['
 		l := []any{}
 		for dec.More() {
@@ -72,8 +71,7 @@ func jsonValue(dec *json.Decoder, data []byte, depth int) (any, error) {
 			}
 			l = append(l, v)
 		}
-		_, err := dec.Token() // ']'
-		return l, err
+		return l, closeDelim(dec, data)
 	}
 }
 
@@ -89,4 +87,15 @@ func jsonError(data []byte, offset int64, err error) error {
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := int(offset) - bytes.LastIndexByte(before, '\n')
 	return fmt.Errorf("invalid JSON at line %d, column %d: %w", line, col, err)
+}
+
+// closeDelim consumes the "}" or "]" that ends a value.
+func closeDelim(dec *json.Decoder, data []byte) error {
+	if _, err := dec.Token(); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return jsonError(data, dec.InputOffset(), err)
+	}
+	return nil
 }

@@ -111,10 +111,10 @@ func (s *Service) GetPolicyStatus(context.Context, *rolecallv1.GetPolicyStatusRe
 		LastError:     st.LastError,
 		FromCache:     st.FromCache,
 		Etag:          st.ETag,
-		Resources:     int64(st.Counts.Resources),
-		Roles:         int64(st.Counts.Roles),
-		Organizations: int64(st.Counts.Organizations),
-		Subjects:      int64(st.Counts.Subjects),
+		Resources:     int32(st.Counts.Resources),
+		Roles:         int32(st.Counts.Roles),
+		Organizations: int32(st.Counts.Organizations),
+		Subjects:      int32(st.Counts.Subjects),
 	}
 	if !st.LoadedAt.IsZero() {
 		resp.LoadedAt = timestamppb.New(st.LoadedAt)

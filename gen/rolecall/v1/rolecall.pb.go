@@ -584,10 +584,10 @@ type GetPolicyStatusResponse struct {
 	// True when the policy being served was read from the bbolt cache at start
 	// and the source has not yet provided a policy in this process.
 	FromCache     bool  `protobuf:"varint,7,opt,name=from_cache,json=fromCache" json:"from_cache,omitempty"`
-	Resources     int64 `protobuf:"varint,8,opt,name=resources" json:"resources,omitempty"`
-	Roles         int64 `protobuf:"varint,9,opt,name=roles" json:"roles,omitempty"`
-	Organizations int64 `protobuf:"varint,10,opt,name=organizations" json:"organizations,omitempty"`
-	Subjects      int64 `protobuf:"varint,11,opt,name=subjects" json:"subjects,omitempty"`
+	Resources     int32 `protobuf:"varint,8,opt,name=resources" json:"resources,omitempty"`
+	Roles         int32 `protobuf:"varint,9,opt,name=roles" json:"roles,omitempty"`
+	Organizations int32 `protobuf:"varint,10,opt,name=organizations" json:"organizations,omitempty"`
+	Subjects      int32 `protobuf:"varint,11,opt,name=subjects" json:"subjects,omitempty"`
 	// The version tag the source gave the policy (a content hash for files).
 	Etag          string `protobuf:"bytes,12,opt,name=etag" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -673,28 +673,28 @@ func (x *GetPolicyStatusResponse) GetFromCache() bool {
 	return false
 }
 
-func (x *GetPolicyStatusResponse) GetResources() int64 {
+func (x *GetPolicyStatusResponse) GetResources() int32 {
 	if x != nil {
 		return x.Resources
 	}
 	return 0
 }
 
-func (x *GetPolicyStatusResponse) GetRoles() int64 {
+func (x *GetPolicyStatusResponse) GetRoles() int32 {
 	if x != nil {
 		return x.Roles
 	}
 	return 0
 }
 
-func (x *GetPolicyStatusResponse) GetOrganizations() int64 {
+func (x *GetPolicyStatusResponse) GetOrganizations() int32 {
 	if x != nil {
 		return x.Organizations
 	}
 	return 0
 }
 
-func (x *GetPolicyStatusResponse) GetSubjects() int64 {
+func (x *GetPolicyStatusResponse) GetSubjects() int32 {
 	if x != nil {
 		return x.Subjects
 	}
@@ -752,11 +752,11 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1d\n" +
 	"\n" +
 	"from_cache\x18\a \x01(\bR\tfromCache\x12\x1c\n" +
-	"\tresources\x18\b \x01(\x03R\tresources\x12\x14\n" +
-	"\x05roles\x18\t \x01(\x03R\x05roles\x12$\n" +
+	"\tresources\x18\b \x01(\x05R\tresources\x12\x14\n" +
+	"\x05roles\x18\t \x01(\x05R\x05roles\x12$\n" +
 	"\rorganizations\x18\n" +
-	" \x01(\x03R\rorganizations\x12\x1a\n" +
-	"\bsubjects\x18\v \x01(\x03R\bsubjects\x12\x12\n" +
+	" \x01(\x05R\rorganizations\x12\x1a\n" +
+	"\bsubjects\x18\v \x01(\x05R\bsubjects\x12\x12\n" +
 	"\x04etag\x18\f \x01(\tR\x04etag*\xdc\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +

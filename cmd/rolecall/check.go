@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/policyfile"
+)
+
+func check(ctx context.Context, args []string, sio stdio) error {
+	fs := newFlags("check", "check --subject S [--org O] --resource R --action A [flags]",
+		`Ask whether a subject may perform an action on a resource, inside an
+organization when --org is set. By default the question goes to a running
+server (--addr or --unix-socket); with --policy FILE it is answered locally.
+
+Prints the decision and its reason. Exit code: 0 allowed, 1 denied, 2 error.`,
+		`  rolecall check --subject alice --resource https://api.store.io/orders --action read:order
+  rolecall check --subject dave --org acme --resource organization --action invite:member --policy examples/bookstore.yaml`,
+		sio.err)
+	var q pdp.Query
+	fs.StringVar(&q.Subject, "subject", "", "subject `id` (user or m2m application); required")
+	fs.StringVar(&q.Org, "org", "", "organization `id`; empty for the subject's global roles")
+	fs.StringVar(&q.Resource, "resource", "", "resource `id`; required")
+	fs.StringVar(&q.Action, "action", "", "`action` on the resource; required")
+	addr := fs.String("addr", defaultAddr, "server TCP `address`")
+	unixSocket := fs.String("unix-socket", "", "server Unix socket `path` (instead of --addr)")
+	policyPath := fs.String("policy", "", "decide locally from this policy `FILE` instead of asking a server")
+	asJSON := fs.Bool("json", false, "print the decision as JSON")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the server")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments %q", fs.Args())
+	}
+	if err := q.Validate(); err != nil {
+		return usageError("--%v", err)
+	}
+
+	var resp *rolecallv1.CheckResponse
+	var err error
+	if *policyPath != "" {
+		resp, err = checkLocal(*policyPath, q)
+	} else {
+		resp, err = checkRemote(ctx, *addr, *unixSocket, *timeout, q)
+	}
+	if err != nil {
+		return err
+	}
+	if err := printDecision(sio, resp, *asJSON); err != nil {
+		return err
+	}
+	if !resp.GetAllowed() {
+		return &exitErr{code: exitDeny, err: errSilent}
+	}
+	return nil
+}
+
+func checkLocal(path string, q pdp.Query) (*rolecallv1.CheckResponse, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := policyfile.Compile(data, policyfile.DetectFormat(path, data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	d := snap.Decide(q)
+	return &rolecallv1.CheckResponse{
+		Allowed:        d.Allowed,
+		Reason:         rolecallv1.Reason(d.Reason),
+		MatchedRole:    d.MatchedRole,
+		PolicyRevision: d.Revision,
+	}, nil
+}
+
+func checkRemote(ctx context.Context, addr, unixSocket string, timeout time.Duration, q pdp.Query) (*rolecallv1.CheckResponse, error) {
+	conn, target, err := dial(addr, unixSocket)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := rolecallv1.NewPolicyDecisionServiceClient(conn).Check(ctx, &rolecallv1.CheckRequest{
+		Subject: q.Subject, Org: q.Org, Resource: q.Resource, Action: q.Action,
+	})
+	if err != nil {
+		st := status.Convert(err)
+		return nil, fmt.Errorf("%s: %s: %s", target, st.Code(), st.Message())
+	}
+	return resp, nil
+}
+
+// dial connects to a server at a TCP address or a Unix socket path.
+func dial(addr, unixSocket string) (*grpc.ClientConn, string, error) {
+	target := addr
+	if unixSocket != "" {
+		target = "unix://" + unixSocket
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return conn, target, err
+}
+
+func printDecision(sio stdio, resp *rolecallv1.CheckResponse, asJSON bool) error {
+	reason := strings.TrimPrefix(resp.GetReason().String(), "REASON_")
+	if asJSON {
+		enc := json.NewEncoder(sio.out)
+		return enc.Encode(struct {
+			Allowed        bool   `json:"allowed"`
+			Reason         string `json:"reason"`
+			MatchedRole    string `json:"matched_role,omitempty"`
+			PolicyRevision string `json:"policy_revision"`
+		}{resp.GetAllowed(), reason, resp.GetMatchedRole(), resp.GetPolicyRevision()})
+	}
+	if resp.GetAllowed() {
+		_, err := fmt.Fprintf(sio.out, "allowed: %s by role %s (policy revision %s)\n", reason, resp.GetMatchedRole(), resp.GetPolicyRevision())
+		return err
+	}
+	_, err := fmt.Fprintf(sio.out, "denied: %s (policy revision %s)\n", reason, resp.GetPolicyRevision())
+	return err
+}

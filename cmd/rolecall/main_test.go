@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+)
+
+const bookstore = "../../examples/bookstore.yaml"
+
+// runCmd runs the CLI in process and returns its exit code and output.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(t.Context(), args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckLocal(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		inStderr string
+	}{
+		{"allow", []string{"--subject", "alice", "--resource", "https://api.store.io/orders", "--action", "read:order"}, 0,
+			"allowed: GRANTED by role order_admin (policy revision bookstore-2026-11-20.1)\n", ""},
+		{"deny", []string{"--subject", "bob", "--resource", "https://api.store.io/orders", "--action", "read:order"}, 1,
+			"denied: NO_PERMISSION (policy revision bookstore-2026-11-20.1)\n", ""},
+		{"organization deny", []string{"--subject", "dave", "--org", "globex", "--resource", "organization", "--action", "invite:member"}, 1,
+			"denied: NO_PERMISSION (policy revision bookstore-2026-11-20.1)\n", ""},
+		{"json", []string{"--json", "--subject", "dave", "--org", "acme", "--resource", "organization", "--action", "invite:member"}, 0,
+			`{"allowed":true,"reason":"GRANTED","matched_role":"admin","policy_revision":"bookstore-2026-11-20.1"}` + "\n", ""},
+		{"missing subject", []string{"--resource", "r", "--action", "a"}, 2, "", "--subject: must not be empty"},
+		{"subject over 1 KiB", []string{"--subject", strings.Repeat("s", 1025), "--resource", "r", "--action", "a"}, 2, "", "--subject: is 1025 bytes long"},
+		{"stray argument", []string{"--subject", "a", "--resource", "r", "--action", "a", "extra"}, 2, "", `unexpected arguments ["extra"]`},
+		{"unknown flag", []string{"--subjet", "a"}, 2, "", "flag provided but not defined: -subjet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, append([]string{"check", "--policy", bookstore}, tt.args...)...)
+			if code != tt.code || out != tt.stdout || !strings.Contains(errOut, tt.inStderr) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q", code, out, errOut, tt.code, tt.stdout, tt.inStderr)
+			}
+		})
+	}
+	code, _, errOut := runCmd(t, "check", "--policy", "nope.yaml", "--subject", "a", "--resource", "r", "--action", "x")
+	if code != 2 || !strings.Contains(errOut, "nope.yaml") {
+		t.Errorf("check with a missing policy file: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestPolicyLint(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(`
+resources: [{id: orders, actions: [read]}]
+roles:
+  - {id: a, type: user, permissions: [{resource: orders, actions: [wrte]}]}
+subjects: [{id: s, roles: [ghost], colour: blue}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notYAML := filepath.Join(dir, "broken.json")
+	if err := os.WriteFile(notYAML, []byte(`{"resources": [}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, _ := runCmd(t, "policy", "lint", bookstore)
+	if code != 0 || out != bookstore+": ok (revision bookstore-2026-11-20.1: 5 resources, 8 roles, 3 organizations, 8 subjects)\n" {
+		t.Errorf("lint of the example: exit %d, %q", code, out)
+	}
+
+	code, out, _ = runCmd(t, "policy", "lint", bad)
+	want := bad + `: subjects[0]: unknown field "colour" (allowed: id, type, email, sso_connection, sso_groups, roles, memberships)
+` + bad + `: roles[0].permissions[0].actions[0]: action "wrte" is not defined on resource "orders"
+` + bad + `: subjects[0].roles[0]: role "ghost" is not defined
+`
+	if code != 1 || out != want {
+		t.Errorf("lint of an invalid file: exit %d\n got: %s\nwant: %s", code, out, want)
+	}
+
+	code, out, _ = runCmd(t, "policy", "lint", notYAML)
+	if code != 1 || !strings.Contains(out, "invalid JSON at line 1, column 16") {
+		t.Errorf("lint of broken JSON: exit %d, %q", code, out)
+	}
+
+	code, _, errOut := runCmd(t, "policy", "lint", filepath.Join(dir, "missing.yaml"))
+	if code != 2 || !strings.Contains(errOut, "missing.yaml") {
+		t.Errorf("lint of a missing file: exit %d, %q", code, errOut)
+	}
+	if code, _, _ := runCmd(t, "policy", "lint"); code != 2 {
+		t.Errorf("lint without files: exit %d, want 2", code)
+	}
+}
+
+func TestHelpShowsAnExample(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--help"}, {"check", "--help"}, {"policy", "lint", "--help"}, {"version", "--help"}} {
+		code, _, errOut := runCmd(t, args...)
+		if code != 0 || !strings.Contains(errOut, "Example:\n  rolecall "+args[0]) {
+			t.Errorf("%v: exit %d, output %q", args, code, errOut)
+		}
+	}
+	code, out, _ := runCmd(t, "--help")
+	if code != 0 || !strings.Contains(out, "serve") || !strings.Contains(out, "policy") {
+		t.Errorf("--help: exit %d, %q", code, out)
+	}
+	if code, _, errOut := runCmd(t, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := runCmd(t, "version"); code != 0 || !strings.HasPrefix(out, "rolecall ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+func TestServeUsageErrors(t *testing.T) {
+	code, _, errOut := runCmd(t, "serve", "--grpc-addr", "", "--log-level", "loud")
+	for _, want := range []string{"--policy is required", "set --grpc-addr, --unix-socket or both", `--log-level "loud"`} {
+		if code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("serve with bad flags: exit %d, stderr %q; want it to say %q", code, errOut, want)
+		}
+	}
+}
+
+// syncBuffer collects a server's logs while tests read them.
+type syncBuffer struct {
+	mu gosync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type daemon struct {
+	sock string
+	logs *syncBuffer
+	stop func()
+	conn *grpc.ClientConn
+}
+
+// startServe runs "rolecall serve" in process on a Unix socket in dir.
+func startServe(t *testing.T, dir string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{sock: filepath.Join(dir, "rolecall.sock"), logs: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	args := append([]string{"serve", "--grpc-addr", "", "--unix-socket", d.sock, "--cache", filepath.Join(dir, "rolecall.db")}, extra...)
+	go func() { done <- run(ctx, args, strings.NewReader(""), d.logs, d.logs) }()
+	d.stop = func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d; logs:\n%s", code, d.logs)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("serve did not stop; logs:\n%s", d.logs)
+		}
+	}
+	t.Cleanup(func() {
+		if d.conn != nil {
+			_ = d.conn.Close()
+		}
+	})
+	var err error
+	d.conn, err = grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitHealth waits, for at most 10 s, until the server reports want.
+func (d *daemon) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	h := healthpb.NewHealthClient(d.conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health is %v (err %v), want %v; logs:\n%s", resp.GetStatus(), err, want, d.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) status(t *testing.T) *rolecallv1.GetPolicyStatusResponse {
+	t.Helper()
+	st, err := rolecallv1.NewPolicyDecisionServiceClient(d.conn).GetPolicyStatus(t.Context(), &rolecallv1.GetPolicyStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func copyBookstore(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(bookstore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Accept a policy, stop, delete the policy file, start again: the cached
+// policy answers, and status says it came from the cache.
+func TestServeWarmStartFromCache(t *testing.T) {
+	dir := t.TempDir()
+	policy := copyBookstore(t, dir)
+
+	d := startServe(t, dir, "--policy", policy)
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	if st := d.status(t); st.GetFromCache() || st.GetRevision() != "bookstore-2026-11-20.1" {
+		t.Errorf("first start status = %v", st)
+	}
+	d.stop()
+	if _, err := os.Stat(d.sock); !os.IsNotExist(err) {
+		t.Errorf("socket file still there after stop: %v", err)
+	}
+
+	if err := os.Remove(policy); err != nil {
+		t.Fatal(err)
+	}
+	d = startServe(t, dir, "--policy", policy)
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	code, out, errOut := runCmd(t, "check", "--unix-socket", d.sock, "--subject", "carol", "--resource", "https://api.store.io/products", "--action", "write:product")
+	if code != 0 || out != "allowed: GRANTED by role product_admin (policy revision bookstore-2026-11-20.1)\n" {
+		t.Errorf("check against the warm-started server: exit %d, %q, %q", code, out, errOut)
+	}
+	st := d.status(t)
+	if !st.GetFromCache() || !st.GetLoaded() || st.GetSubjects() != 8 || !strings.Contains(st.GetLastError(), "no such file") {
+		t.Errorf("status after a warm start with the file gone = %v", st)
+	}
+}
+
+// With no cache and no policy, the server is up but not ready and answers
+// UNAVAILABLE; the policy appearing makes it ready without a restart. An
+// invalid edit afterwards keeps the last good policy.
+func TestServeBecomesReadyWhenPolicyAppears(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	d := startServe(t, dir, "--policy", policy, "--poll-interval", "50ms")
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
+	code, _, errOut := runCmd(t, "check", "--unix-socket", d.sock, "--subject", "alice", "--resource", "r", "--action", "a")
+	if code != 2 || !strings.Contains(errOut, "Unavailable: no policy loaded yet") {
+		t.Errorf("check before any policy: exit %d, stderr %q", code, errOut)
+	}
+
+	copyBookstore(t, dir)
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	if err := os.WriteFile(policy, []byte("resources: [{id: r, actions: [read]}]\nroles: [{id: x, type: admin}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.status(t).GetLastError(), `roles[0].type: must be one of user, m2m, organization, got "admin"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("invalid edit not reported; status %v", d.status(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(d.logs.String(), "keeping the last good policy") {
+		t.Errorf("invalid edit not logged; logs:\n%s", d.logs)
+	}
+	code, out, _ := runCmd(t, "check", "--unix-socket", d.sock, "--subject", "alice", "--resource", "https://api.store.io/orders", "--action", "read:order")
+	if code != 0 || !strings.Contains(out, "bookstore-2026-11-20.1") {
+		t.Errorf("check after an invalid edit: exit %d, %q", code, out)
+	}
+}

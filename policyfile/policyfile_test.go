@@ -1,0 +1,126 @@
+package policyfile
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestTree(t *testing.T) {
+	tests := []struct {
+		name   string
+		format Format
+		in     string
+		want   any
+	}{
+		{"json numbers keep their text", JSON, `{"a": [1, "x", true, null], "b": 2.50}`,
+			map[string]any{"a": []any{json.Number("1"), "x", true, nil}, "b": json.Number("2.50")}},
+		{"yaml scalars", YAML, "a: [1, x, true, null, ~]\nb: 2026-11-20\nc: '42'\n",
+			map[string]any{"a": []any{json.Number("1"), "x", true, nil, nil}, "b": "2026-11-20", "c": "42"}},
+		{"yaml aliases expand", YAML, "a: &r [x, y]\nb: *r\n",
+			map[string]any{"a": []any{"x", "y"}, "b": []any{"x", "y"}}},
+		{"yaml accepts JSON", YAML, `{"a": ["b"]}`, map[string]any{"a": []any{"b"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Tree([]byte(tt.in), tt.format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Tree (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTreeRejects(t *testing.T) {
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 'b'; i <= 'j'; i++ {
+		prev := string(i - 1)
+		bomb += string(i) + ": &" + string(i) + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+	}
+	tests := []struct {
+		name   string
+		format Format
+		in     string
+		want   string
+	}{
+		{"empty", YAML, " \n", "policy document is empty"},
+		{"empty json", JSON, "", "policy document is empty"},
+		{"json duplicate key", JSON, `{"roles": [], "roles": []}`, `invalid JSON at line 1, column 22: duplicate key "roles"`},
+		{"json trailing data", JSON, `{} {}`, "unexpected data after the top-level value"},
+		{"json syntax error names line and column", JSON, "{\n  \"a\": [1,,]\n}", "invalid JSON at line 2, column 11"},
+		{"json unterminated", JSON, `{"a": [`, "unexpected EOF"},
+		{"json too deep", JSON, strings.Repeat("[", 100) + strings.Repeat("]", 100), "nested deeper than 64 levels"},
+		{"yaml duplicate key", YAML, "roles: []\nroles: []\n", `invalid YAML at line 2: duplicate key "roles"`},
+		{"yaml two documents", YAML, "a: 1\n---\nb: 2\n", "more than one document"},
+		{"yaml syntax error", YAML, "a: [\n", "invalid YAML"},
+		{"yaml merge keys", YAML, "base: &b {x: 1}\nother:\n  <<: *b\n", `merge keys "<<" are not supported`},
+		{"yaml alias bomb", YAML, bomb, "aliases expand to more than"},
+		{"unknown format", Format("toml"), "a = 1", `unknown policy format "toml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Tree([]byte(tt.in), tt.format)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Tree(%q) error = %v, want it to contain %q", tt.in, err, tt.want)
+			}
+		})
+	}
+	if _, err := Tree(nil, YAML); !errors.Is(err, ErrEmpty) {
+		t.Errorf("Tree(nil) = %v, want ErrEmpty", err)
+	}
+}
+
+func TestDetectFormat(t *testing.T) {
+	tests := []struct {
+		name, file, data string
+		want             Format
+	}{
+		{"json extension", "p.JSON", "a: b", JSON},
+		{"yaml extension", "p.yml", "{}", YAML},
+		{"json content", "policy", "\n  {\"a\": 1}", JSON},
+		{"yaml content", "policy", "a: 1", YAML},
+	}
+	for _, tt := range tests {
+		if got := DetectFormat(tt.file, []byte(tt.data)); got != tt.want {
+			t.Errorf("%s: DetectFormat = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseFillsContentRevision(t *testing.T) {
+	doc := []byte("resources: [{id: r, actions: [read]}]\n")
+	p, err := Parse(doc, YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Revision != ContentRevision(doc) || !strings.HasPrefix(p.Revision, "sha256:") || len(p.Revision) != len("sha256:")+16 {
+		t.Errorf("revision = %q, want the content revision", p.Revision)
+	}
+	p, err = Parse([]byte("revision: 42\n"), YAML)
+	if err != nil || p.Revision != "42" {
+		t.Errorf("numeric revision = %q, %v; want \"42\"", p.Revision, err)
+	}
+}
+
+// The same document in YAML and JSON compiles to the same decisions.
+func TestYAMLAndJSONAgree(t *testing.T) {
+	y := "revision: r\nresources: [{id: d, actions: [read]}]\nroles: [{id: x, type: user, permissions: [{resource: d, actions: ['*']}]}]\nsubjects: [{id: s, roles: [x]}]\n"
+	j := `{"revision": "r", "resources": [{"id": "d", "actions": ["read"]}], "roles": [{"id": "x", "type": "user", "permissions": [{"resource": "d", "actions": ["*"]}]}], "subjects": [{"id": "s", "roles": ["x"]}]}`
+	py, err := Parse([]byte(y), YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pj, err := Parse([]byte(j), JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(py, pj); diff != "" {
+		t.Errorf("YAML and JSON policies differ (-yaml +json):\n%s", diff)
+	}
+}
