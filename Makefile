@@ -1,0 +1,28 @@
+# Developer tasks for rolecall. Tools are pinned in tools/go.mod.
+TOOL := go tool -modfile=tools/go.mod
+
+.PHONY: help generate lint test bench ci run
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+generate: ## regenerate gen/ from proto/
+	$(TOOL) buf generate
+
+lint: ## go vet, staticcheck, buf lint, gofmt
+	go vet ./...
+	$(TOOL) staticcheck ./...
+	$(TOOL) buf lint
+	@test -z "$$(git ls-files '*.go' | grep -v '^gen/' | xargs gofmt -l)" || (echo "gofmt needed:"; git ls-files '*.go' | grep -v '^gen/' | xargs gofmt -l; exit 1)
+
+test: ## run the tests with the race detector
+	go test -race ./...
+
+bench: ## run the benchmarks
+	go test -run '^$$' -bench . -benchmem ./...
+
+ci: ## run what CI runs
+	bash .ci/run
+
+run: ## serve the example policy
+	go run ./cmd/rolecall serve --policy examples/bookstore.yaml
