@@ -24,8 +24,8 @@ func TestValidateRejectsUnreadableIDs(t *testing.T) {
 		Subjects:  []pdp.Subject{{ID: strings.Repeat("é", 600)}},
 	}
 	want := []string{
-		"resources[0].actions[0]: is 1025 bytes long; the limit is 1024",
 		"resources[0].id: is not valid UTF-8",
+		"resources[0].actions[0]: is 1025 bytes long; the limit is 1024",
 		"roles[0].description: is not valid UTF-8",
 		"subjects[0].id: is 1200 bytes long; the limit is 1024",
 	}

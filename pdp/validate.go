@@ -21,21 +21,24 @@ func (p *Policy) validate() problems {
 }
 
 // catalog indexes the ids a policy defines (the first definition of each), as
-// found while checking it. Compile builds the snapshot from it.
+// found while checking it, so that references can be checked against them.
 type catalog struct {
-	resources map[string]int             // id → position in Policy.Resources
+	// id → position of the first definition in its list
+	resources, roles, orgs, subjects map[string]int
+
 	actions   map[string]map[string]bool // resource id → its actions
-	roles     map[string]RoleType        // id → type ("" when the type is invalid)
-	orgs      map[string]bool
+	roleTypes map[string]RoleType        // role id → type ("" when invalid)
 }
 
 func check(p *Policy) (*catalog, problems) {
 	var ps problems
 	c := &catalog{
 		resources: make(map[string]int, len(p.Resources)),
+		roles:     make(map[string]int, len(p.Roles)),
+		orgs:      make(map[string]int, len(p.Organizations)),
+		subjects:  make(map[string]int, len(p.Subjects)),
 		actions:   make(map[string]map[string]bool, len(p.Resources)),
-		roles:     make(map[string]RoleType, len(p.Roles)),
-		orgs:      make(map[string]bool, len(p.Organizations)),
+		roleTypes: make(map[string]RoleType, len(p.Roles)),
 	}
 	if p.Revision != "" {
 		checkText(&ps, "revision", p.Revision, MaxIDLen)
@@ -43,6 +46,7 @@ func check(p *Policy) (*catalog, problems) {
 
 	for i, r := range p.Resources {
 		path := index("resources", i)
+		first := define(&ps, c.resources, "resources", "resource", i, r.ID)
 		checkText(&ps, field(path, "description"), r.Description, maxTextLen)
 		defined := make(map[string]bool, len(r.Actions))
 		for k, a := range r.Actions {
@@ -57,20 +61,14 @@ func check(p *Policy) (*catalog, problems) {
 				defined[a] = true
 			}
 		}
-		if !checkID(&ps, field(path, "id"), r.ID) {
-			continue
+		if first {
+			c.actions[r.ID] = defined
 		}
-		if j, dup := c.resources[r.ID]; dup {
-			ps.add(field(path, "id"), "duplicate resource id %q (first defined at resources[%d])", r.ID, j)
-			continue
-		}
-		c.resources[r.ID] = i
-		c.actions[r.ID] = defined
 	}
 
-	rolePos := make(map[string]int, len(p.Roles))
 	for i, r := range p.Roles {
 		path := index("roles", i)
+		first := define(&ps, c.roles, "roles", "role", i, r.ID)
 		typ := r.Type
 		switch typ {
 		case RoleUser, RoleM2M, RoleOrganization:
@@ -80,22 +78,20 @@ func check(p *Policy) (*catalog, problems) {
 			ps.add(field(path, "type"), "must be one of user, m2m, organization, got %q", typ)
 			typ = ""
 		}
+		if first {
+			c.roleTypes[r.ID] = typ
+		}
 		checkText(&ps, field(path, "description"), r.Description, maxTextLen)
 		for j, g := range r.Permissions {
 			c.checkGrant(&ps, index(field(path, "permissions"), j), g)
 		}
-		if !checkID(&ps, field(path, "id"), r.ID) {
-			continue
-		}
-		if j, dup := rolePos[r.ID]; dup {
-			ps.add(field(path, "id"), "duplicate role id %q (first defined at roles[%d])", r.ID, j)
-			continue
-		}
-		rolePos[r.ID] = i
-		c.roles[r.ID] = typ
 	}
 
-	orgPos := make(map[string]int, len(p.Organizations))
+	// Organizations are all defined before their rules are checked, and roles
+	// before organizations, so references may point forward or back.
+	for i, o := range p.Organizations {
+		define(&ps, c.orgs, "organizations", "organization", i, o.ID)
+	}
 	for i, o := range p.Organizations {
 		path := index("organizations", i)
 		checkText(&ps, field(path, "name"), o.Name, maxTextLen)
@@ -106,30 +102,28 @@ func check(p *Policy) (*catalog, problems) {
 		for j, rule := range o.ImplicitRoles {
 			c.checkImplicitRule(&ps, index(field(path, "implicit_roles"), j), rule)
 		}
-		if !checkID(&ps, field(path, "id"), o.ID) {
-			continue
-		}
-		if j, dup := orgPos[o.ID]; dup {
-			ps.add(field(path, "id"), "duplicate organization id %q (first defined at organizations[%d])", o.ID, j)
-			continue
-		}
-		orgPos[o.ID] = i
-		c.orgs[o.ID] = true
 	}
 
-	subjectPos := make(map[string]int, len(p.Subjects))
 	for i, s := range p.Subjects {
+		define(&ps, c.subjects, "subjects", "subject", i, s.ID)
 		c.checkSubject(&ps, index("subjects", i), s)
-		if !checkID(&ps, field(index("subjects", i), "id"), s.ID) {
-			continue
-		}
-		if j, dup := subjectPos[s.ID]; dup {
-			ps.add(field(index("subjects", i), "id"), "duplicate subject id %q (first defined at subjects[%d])", s.ID, j)
-			continue
-		}
-		subjectPos[s.ID] = i
 	}
 	return c, ps
+}
+
+// define checks the id of entry i of list and records the entry as the id's
+// definition. It reports whether the entry is the id's first definition.
+func define(ps *problems, seen map[string]int, list, kind string, i int, id string) bool {
+	path := field(index(list, i), "id")
+	if !checkID(ps, path, id) {
+		return false
+	}
+	if j, dup := seen[id]; dup {
+		ps.add(path, "duplicate %s id %q (first defined at %s[%d])", kind, id, list, j)
+		return false
+	}
+	seen[id] = i
+	return true
 }
 
 func (c *catalog) checkGrant(ps *problems, path string, g Grant) {
@@ -154,7 +148,7 @@ func (c *catalog) roleRef(ps *problems, path, id string) RoleType {
 	if !checkID(ps, path, id) {
 		return ""
 	}
-	typ, ok := c.roles[id]
+	typ, ok := c.roleTypes[id]
 	if !ok {
 		ps.add(path, "role %q is not defined", id)
 	}
@@ -220,7 +214,7 @@ func (c *catalog) checkSubject(ps *problems, path string, s Subject) {
 	mp := field(path, "memberships")
 	for _, org := range sortedKeys(s.Memberships) {
 		op := field(mp, org)
-		if checkID(ps, op, org) && !c.orgs[org] {
+		if _, known := c.orgs[org]; checkID(ps, op, org) && !known {
 			ps.add(op, "organization %q is not defined", org)
 		}
 		for k, id := range s.Memberships[org] {
