@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	gosync "sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,5 +296,33 @@ func TestServeBecomesReadyWhenPolicyAppears(t *testing.T) {
 	code, out, _ := runCmd(t, "check", "--unix-socket", d.sock, "--subject", "alice", "--resource", "https://api.store.io/orders", "--action", "read:order")
 	if code != 0 || !strings.Contains(out, "bookstore-2026-11-20.1") {
 		t.Errorf("check after an invalid edit: exit %d, %q", code, out)
+	}
+}
+
+// SIGHUP refreshes at once, without waiting for the poll interval.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	policy := copyBookstore(t, dir)
+	d := startServe(t, dir, "--policy", policy, "--poll-interval", "1h")
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	data, err := os.ReadFile(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "bookstore-2026-11-20.1", "bookstore-2026-11-21.1", 1)
+	if err := os.WriteFile(policy, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.status(t).GetRevision() != "bookstore-2026-11-21.1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not reload the policy; status %v; logs:\n%s", d.status(t), d.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

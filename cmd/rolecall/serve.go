@@ -102,13 +102,16 @@ NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
 		log.Info("serving gRPC", "network", l.Addr().Network(), "address", l.Addr().String())
 	}
 
+	// Registered before anything is served, so that a SIGHUP sent once the
+	// server answers is never the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, listeners...) })
 	g.Go(func() error { return ref.Run(gctx) })
 	g.Go(func() error {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-gctx.Done():
