@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -295,4 +296,39 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 		out.Reason = Granted
 	}
 	return out
+}
+
+// DecideRoles answers whether any of roles grants action on resource, for a
+// subject the policy need not know: the roles come from elsewhere, such as a
+// Stytch session token, and are evaluated against the policy's role
+// definitions. Roles the policy does not define are ignored. The first
+// granting role in sorted order is named. Like Decide, it takes no lock and
+// allocates nothing.
+func (s *Snapshot) DecideRoles(roles []string, resource, action string) Decision {
+	d := Decision{Revision: s.revision}
+	ri, ok := s.resourceIdx[resource]
+	if !ok {
+		d.Reason = UnknownResource
+		return d
+	}
+	res := &s.resources[ri]
+	off, ok := res.actions[action]
+	if !ok {
+		d.Reason = UnknownAction
+		return d
+	}
+	perm := res.base + off
+	best := int32(noRole)
+	for _, id := range roles {
+		r, found := slices.BinarySearch(s.roles, id)
+		if found && int32(r) < best && hasBit(s.roleBits(int32(r)), perm) {
+			best = int32(r)
+		}
+	}
+	if best == noRole {
+		d.Reason = NoPermission
+		return d
+	}
+	d.Allowed, d.Reason, d.MatchedRole = true, Granted, s.roles[best]
+	return d
 }

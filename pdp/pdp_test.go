@@ -232,3 +232,33 @@ func compileDoc(tb testing.TB, doc string) *pdp.Snapshot {
 	}
 	return snap
 }
+
+func TestDecideRoles(t *testing.T) {
+	snap := bookstore(t)
+	tests := []struct {
+		name   string
+		roles  []string
+		res    string
+		action string
+		want   pdp.Decision
+	}{
+		{"a carried role grants", []string{"limited_admin"}, "document", "create", pdp.Decision{Allowed: true, Reason: pdp.Granted, MatchedRole: "limited_admin"}},
+		{"the first granting role in sorted order is named", []string{"stytch_member", "editor"}, "document", "download", pdp.Decision{Allowed: true, Reason: pdp.Granted, MatchedRole: "editor"}},
+		{"unknown roles are ignored", []string{"ghost", "stytch_member"}, "document", "download", pdp.Decision{Allowed: true, Reason: pdp.Granted, MatchedRole: "stytch_member"}},
+		{"no carried role grants", []string{"stytch_member"}, "document", "delete", pdp.Decision{Reason: pdp.NoPermission}},
+		{"no roles", nil, "document", "delete", pdp.Decision{Reason: pdp.NoPermission}},
+		{"unknown resource", []string{"admin"}, "nowhere", "read", pdp.Decision{Reason: pdp.UnknownResource}},
+		{"unknown action", []string{"admin"}, "document", "fly", pdp.Decision{Reason: pdp.UnknownAction}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.want.Revision = snap.Revision()
+			if diff := cmp.Diff(tt.want, snap.DecideRoles(tt.roles, tt.res, tt.action)); diff != "" {
+				t.Errorf("DecideRoles (-want +got):\n%s", diff)
+			}
+			if n := testing.AllocsPerRun(50, func() { snap.DecideRoles(tt.roles, tt.res, tt.action) }); n != 0 {
+				t.Errorf("DecideRoles allocates %.0f times", n)
+			}
+		})
+	}
+}

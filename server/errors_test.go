@@ -17,7 +17,7 @@ import (
 
 func TestToStatus(t *testing.T) {
 	var logs bytes.Buffer
-	s := NewService(&pdp.Engine{}, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	s := NewService(&pdp.Engine{}, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	secret := errors.New("open /var/lib/rolecall/secret-token.txt: permission denied")
 	tests := []struct {
 		name string

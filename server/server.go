@@ -17,12 +17,16 @@ import (
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/token"
 )
 
 // Options configures a Server. The zero value is usable.
 type Options struct {
 	// Status reports refresh state for GetPolicyStatus.
 	Status StatusSource
+	// Tokens validates tokens for ValidateToken; nil when no issuer is
+	// configured.
+	Tokens *token.Validator
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// GracePeriod is how long Serve waits for in-flight calls when its
@@ -34,6 +38,8 @@ type Options struct {
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
+	engine *pdp.Engine
+	tokens *token.Validator
 	log    *slog.Logger
 	grace  time.Duration
 }
@@ -41,8 +47,9 @@ type Server struct {
 // ServiceName is the health service name of the decision service.
 var ServiceName = rolecallv1.PolicyDecisionService_ServiceDesc.ServiceName
 
-// New builds a Server answering from engine. Health starts NOT_SERVING;
-// call SetServing once a policy is loaded.
+// New builds a Server answering from engine. Health is SERVING once a policy
+// is loaded and every token issuer has keys; call UpdateHealth when either
+// changes.
 func New(engine *pdp.Engine, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -51,17 +58,22 @@ func New(engine *pdp.Engine, opts Options) *Server {
 		opts.GracePeriod = 10 * time.Second
 	}
 	gs := grpc.NewServer()
-	rolecallv1.RegisterPolicyDecisionServiceServer(gs, NewService(engine, opts.Status, opts.Logger))
+	rolecallv1.RegisterPolicyDecisionServiceServer(gs, NewService(engine, opts.Status, opts.Tokens, opts.Logger))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	s := &Server{grpc: gs, health: hs, log: opts.Logger, grace: opts.GracePeriod}
-	s.SetServing(engine.Snapshot() != nil)
+	s := &Server{grpc: gs, health: hs, engine: engine, tokens: opts.Tokens, log: opts.Logger, grace: opts.GracePeriod}
+	s.UpdateHealth()
 	return s
 }
 
-// SetServing sets the health of the server and of the decision service.
-func (s *Server) SetServing(serving bool) {
+// UpdateHealth sets the health of the server and of the decision service:
+// SERVING when a policy is loaded and every token issuer has keys.
+func (s *Server) UpdateHealth() {
+	serving := s.engine.Snapshot() != nil
+	if serving && s.tokens != nil {
+		serving, _ = s.tokens.Ready()
+	}
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if serving {
 		st = healthpb.HealthCheckResponse_SERVING
@@ -80,7 +92,9 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {
 		g.Go(func() error {
-			if err := s.grpc.Serve(l); err != nil {
+			// ErrServerStopped means shutdown won the race with Serve: the
+			// context ended before this listener started.
+			if err := s.grpc.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				return fmt.Errorf("serve on %s: %w", l.Addr(), err)
 			}
 			return nil

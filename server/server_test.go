@@ -255,7 +255,7 @@ func TestNoPolicyIsUnavailableAndNotServing(t *testing.T) {
 	}
 
 	engine.Swap(bookstoreEngine(t).Snapshot())
-	ts.srv.SetServing(true)
+	ts.srv.UpdateHealth()
 	h, err := ts.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: server.ServiceName})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health after load = %v, %v; want SERVING", h, err)

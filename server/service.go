@@ -14,6 +14,7 @@ import (
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/pdp"
 	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/token"
 )
 
 // MaxBatch is the most checks one CheckBatch call may carry.
@@ -29,18 +30,20 @@ type Service struct {
 	rolecallv1.UnimplementedPolicyDecisionServiceServer
 	engine *pdp.Engine
 	status StatusSource
+	tokens *token.Validator // nil when no issuer is configured
 	log    *slog.Logger
 }
 
 var _ rolecallv1.PolicyDecisionServiceServer = (*Service)(nil)
 
 // NewService returns the decision service. status may be nil when nothing
-// reports refresh state (GetPolicyStatus then describes the engine alone).
-func NewService(engine *pdp.Engine, status StatusSource, log *slog.Logger) *Service {
+// reports refresh state (GetPolicyStatus then describes the engine alone);
+// tokens may be nil when no token issuer is configured.
+func NewService(engine *pdp.Engine, status StatusSource, tokens *token.Validator, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{engine: engine, status: status, log: log}
+	return &Service{engine: engine, status: status, tokens: tokens, log: log}
 }
 
 func (s *Service) Check(ctx context.Context, req *rolecallv1.CheckRequest) (*rolecallv1.CheckResponse, error) {
@@ -121,6 +124,9 @@ func (s *Service) GetPolicyStatus(context.Context, *rolecallv1.GetPolicyStatusRe
 	}
 	if !st.FetchedAt.IsZero() {
 		resp.FetchedAt = timestamppb.New(st.FetchedAt)
+	}
+	if s.tokens != nil {
+		resp.Issuers = issuersProto(s.tokens.Status())
 	}
 	return resp, nil
 }

@@ -84,7 +84,7 @@ NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
 		Cache:    db,
 		Interval: *poll,
 		Logger:   log,
-		OnLoad:   func(*pdp.Snapshot) { srv.SetServing(true) },
+		OnLoad:   func(*pdp.Snapshot) { srv.UpdateHealth() },
 	})
 	if err != nil {
 		return err

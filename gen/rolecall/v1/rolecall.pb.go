@@ -101,6 +101,155 @@ func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{0}
 }
 
+// TokenError says why a token is not valid.
+type TokenError int32
+
+const (
+	TokenError_TOKEN_ERROR_UNSPECIFIED TokenError = 0
+	// Not a compact JWS, over 16 KiB, undecodable, or with claims of the wrong
+	// type.
+	TokenError_TOKEN_ERROR_MALFORMED TokenError = 1
+	// alg is "none", not in the issuer's allow-list, or HMAC without a secret.
+	TokenError_TOKEN_ERROR_UNSUPPORTED_ALGORITHM TokenError = 2
+	// iss names no configured issuer.
+	TokenError_TOKEN_ERROR_UNKNOWN_ISSUER TokenError = 3
+	// kid is not in the issuer's key set (after one rate-limited refetch), or
+	// the key cannot verify the algorithm.
+	TokenError_TOKEN_ERROR_UNKNOWN_KEY   TokenError = 4
+	TokenError_TOKEN_ERROR_BAD_SIGNATURE TokenError = 5
+	// exp has passed, beyond the clock skew.
+	TokenError_TOKEN_ERROR_EXPIRED TokenError = 6
+	// nbf or iat is in the future, beyond the clock skew.
+	TokenError_TOKEN_ERROR_NOT_YET_VALID TokenError = 7
+	// aud holds none of the expected audiences.
+	TokenError_TOKEN_ERROR_WRONG_AUDIENCE TokenError = 8
+	// typ is not the issuer profile's (such as an ID token given to a Logto
+	// issuer, which wants at+jwt).
+	TokenError_TOKEN_ERROR_WRONG_TYPE TokenError = 9
+	// A required claim (sub, exp, aud, iss, client_id) is absent.
+	TokenError_TOKEN_ERROR_MISSING_CLAIM TokenError = 10
+	// A required scope is not granted.
+	TokenError_TOKEN_ERROR_MISSING_SCOPE TokenError = 11
+	// The token is for another organization than the request's, or for none.
+	TokenError_TOKEN_ERROR_ORGANIZATION_MISMATCH TokenError = 12
+	// No key set could be fetched or read from the cache for the issuer.
+	TokenError_TOKEN_ERROR_KEYS_UNAVAILABLE TokenError = 13
+)
+
+// Enum value maps for TokenError.
+var (
+	TokenError_name = map[int32]string{
+		0:  "TOKEN_ERROR_UNSPECIFIED",
+		1:  "TOKEN_ERROR_MALFORMED",
+		2:  "TOKEN_ERROR_UNSUPPORTED_ALGORITHM",
+		3:  "TOKEN_ERROR_UNKNOWN_ISSUER",
+		4:  "TOKEN_ERROR_UNKNOWN_KEY",
+		5:  "TOKEN_ERROR_BAD_SIGNATURE",
+		6:  "TOKEN_ERROR_EXPIRED",
+		7:  "TOKEN_ERROR_NOT_YET_VALID",
+		8:  "TOKEN_ERROR_WRONG_AUDIENCE",
+		9:  "TOKEN_ERROR_WRONG_TYPE",
+		10: "TOKEN_ERROR_MISSING_CLAIM",
+		11: "TOKEN_ERROR_MISSING_SCOPE",
+		12: "TOKEN_ERROR_ORGANIZATION_MISMATCH",
+		13: "TOKEN_ERROR_KEYS_UNAVAILABLE",
+	}
+	TokenError_value = map[string]int32{
+		"TOKEN_ERROR_UNSPECIFIED":           0,
+		"TOKEN_ERROR_MALFORMED":             1,
+		"TOKEN_ERROR_UNSUPPORTED_ALGORITHM": 2,
+		"TOKEN_ERROR_UNKNOWN_ISSUER":        3,
+		"TOKEN_ERROR_UNKNOWN_KEY":           4,
+		"TOKEN_ERROR_BAD_SIGNATURE":         5,
+		"TOKEN_ERROR_EXPIRED":               6,
+		"TOKEN_ERROR_NOT_YET_VALID":         7,
+		"TOKEN_ERROR_WRONG_AUDIENCE":        8,
+		"TOKEN_ERROR_WRONG_TYPE":            9,
+		"TOKEN_ERROR_MISSING_CLAIM":         10,
+		"TOKEN_ERROR_MISSING_SCOPE":         11,
+		"TOKEN_ERROR_ORGANIZATION_MISMATCH": 12,
+		"TOKEN_ERROR_KEYS_UNAVAILABLE":      13,
+	}
+)
+
+func (x TokenError) Enum() *TokenError {
+	p := new(TokenError)
+	*p = x
+	return p
+}
+
+func (x TokenError) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TokenError) Descriptor() protoreflect.EnumDescriptor {
+	return file_rolecall_v1_rolecall_proto_enumTypes[1].Descriptor()
+}
+
+func (TokenError) Type() protoreflect.EnumType {
+	return &file_rolecall_v1_rolecall_proto_enumTypes[1]
+}
+
+func (x TokenError) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TokenError.Descriptor instead.
+func (TokenError) EnumDescriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{1}
+}
+
+// SubjectType says what kind of principal a token was issued to.
+type SubjectType int32
+
+const (
+	SubjectType_SUBJECT_TYPE_UNSPECIFIED SubjectType = 0
+	SubjectType_SUBJECT_TYPE_USER        SubjectType = 1
+	// A machine-to-machine application (client credentials).
+	SubjectType_SUBJECT_TYPE_M2M SubjectType = 2
+)
+
+// Enum value maps for SubjectType.
+var (
+	SubjectType_name = map[int32]string{
+		0: "SUBJECT_TYPE_UNSPECIFIED",
+		1: "SUBJECT_TYPE_USER",
+		2: "SUBJECT_TYPE_M2M",
+	}
+	SubjectType_value = map[string]int32{
+		"SUBJECT_TYPE_UNSPECIFIED": 0,
+		"SUBJECT_TYPE_USER":        1,
+		"SUBJECT_TYPE_M2M":         2,
+	}
+)
+
+func (x SubjectType) Enum() *SubjectType {
+	p := new(SubjectType)
+	*p = x
+	return p
+}
+
+func (x SubjectType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SubjectType) Descriptor() protoreflect.EnumDescriptor {
+	return file_rolecall_v1_rolecall_proto_enumTypes[2].Descriptor()
+}
+
+func (SubjectType) Type() protoreflect.EnumType {
+	return &file_rolecall_v1_rolecall_proto_enumTypes[2]
+}
+
+func (x SubjectType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SubjectType.Descriptor instead.
+func (SubjectType) EnumDescriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{2}
+}
+
 // CheckRequest asks whether subject may perform action on resource. Every id
 // is at most 1 KiB of valid UTF-8.
 type CheckRequest struct {
@@ -589,7 +738,9 @@ type GetPolicyStatusResponse struct {
 	Organizations int32 `protobuf:"varint,10,opt,name=organizations" json:"organizations,omitempty"`
 	Subjects      int32 `protobuf:"varint,11,opt,name=subjects" json:"subjects,omitempty"`
 	// The version tag the source gave the policy (a content hash for files).
-	Etag          string `protobuf:"bytes,12,opt,name=etag" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,12,opt,name=etag" json:"etag,omitempty"`
+	// The token issuers and their keys, in configuration order.
+	Issuers       []*IssuerStatus `protobuf:"bytes,13,rep,name=issuers" json:"issuers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -708,6 +859,451 @@ func (x *GetPolicyStatusResponse) GetEtag() string {
 	return ""
 }
 
+func (x *GetPolicyStatusResponse) GetIssuers() []*IssuerStatus {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
+}
+
+// IssuerStatus describes the keys held for one token issuer.
+type IssuerStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Issuer string                 `protobuf:"bytes,1,opt,name=issuer" json:"issuer,omitempty"`
+	// Usable signing keys held; 0 means its tokens fail with KEYS_UNAVAILABLE.
+	Keys      int32                  `protobuf:"varint,2,opt,name=keys" json:"keys,omitempty"`
+	FetchedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=fetched_at,json=fetchedAt" json:"fetched_at,omitempty"`
+	// True when the keys came from the cache and the issuer has not been
+	// reached since.
+	FromCache bool `protobuf:"varint,4,opt,name=from_cache,json=fromCache" json:"from_cache,omitempty"`
+	// The last key set fetch failure, empty after a success.
+	LastError     string `protobuf:"bytes,5,opt,name=last_error,json=lastError" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuerStatus) Reset() {
+	*x = IssuerStatus{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuerStatus) ProtoMessage() {}
+
+func (x *IssuerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuerStatus.ProtoReflect.Descriptor instead.
+func (*IssuerStatus) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *IssuerStatus) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *IssuerStatus) GetKeys() int32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *IssuerStatus) GetFetchedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FetchedAt
+	}
+	return nil
+}
+
+func (x *IssuerStatus) GetFromCache() bool {
+	if x != nil {
+		return x.FromCache
+	}
+	return false
+}
+
+func (x *IssuerStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// ValidateTokenRequest asks whether a token is valid for this caller.
+type ValidateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The compact JWS, without "Bearer ". Required; at most 16 KiB.
+	Token string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	// The audience expected (the API's resource indicator). Empty: any of the
+	// issuer's configured audiences.
+	Audience string `protobuf:"bytes,2,opt,name=audience" json:"audience,omitempty"`
+	// Scopes the token must grant.
+	RequiredScopes []string `protobuf:"bytes,3,rep,name=required_scopes,json=requiredScopes" json:"required_scopes,omitempty"`
+	// The organization the token must be for, when set.
+	Org string `protobuf:"bytes,4,opt,name=org" json:"org,omitempty"`
+	// When set, also decide this check for the token.
+	AuthorizationCheck *AuthorizationCheck `protobuf:"bytes,5,opt,name=authorization_check,json=authorizationCheck" json:"authorization_check,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ValidateTokenRequest) Reset() {
+	*x = ValidateTokenRequest{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateTokenRequest) ProtoMessage() {}
+
+func (x *ValidateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateTokenRequest.ProtoReflect.Descriptor instead.
+func (*ValidateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ValidateTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ValidateTokenRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *ValidateTokenRequest) GetRequiredScopes() []string {
+	if x != nil {
+		return x.RequiredScopes
+	}
+	return nil
+}
+
+func (x *ValidateTokenRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ValidateTokenRequest) GetAuthorizationCheck() *AuthorizationCheck {
+	if x != nil {
+		return x.AuthorizationCheck
+	}
+	return nil
+}
+
+// AuthorizationCheck is decided for a valid token as its issuer is
+// configured: from the token's scopes for its audience (Logto), from the
+// roles it carries evaluated against the policy (Stytch), or from the
+// subject's roles in the policy.
+type AuthorizationCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organization; empty means the token's own.
+	Org string `protobuf:"bytes,1,opt,name=org" json:"org,omitempty"`
+	// Required.
+	Resource string `protobuf:"bytes,2,opt,name=resource" json:"resource,omitempty"`
+	// Required.
+	Action        string `protobuf:"bytes,3,opt,name=action" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizationCheck) Reset() {
+	*x = AuthorizationCheck{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizationCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizationCheck) ProtoMessage() {}
+
+func (x *AuthorizationCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizationCheck.ProtoReflect.Descriptor instead.
+func (*AuthorizationCheck) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AuthorizationCheck) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *AuthorizationCheck) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *AuthorizationCheck) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+// TokenClaims are what a valid token says, in one shape for every issuer.
+type TokenClaims struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       string                 `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
+	SubjectType   SubjectType            `protobuf:"varint,2,opt,name=subject_type,json=subjectType,enum=rolecall.v1.SubjectType" json:"subject_type,omitempty"`
+	Issuer        string                 `protobuf:"bytes,3,opt,name=issuer" json:"issuer,omitempty"`
+	Audiences     []string               `protobuf:"bytes,4,rep,name=audiences" json:"audiences,omitempty"`
+	ClientId      string                 `protobuf:"bytes,5,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	Scopes        []string               `protobuf:"bytes,6,rep,name=scopes" json:"scopes,omitempty"`
+	Org           string                 `protobuf:"bytes,7,opt,name=org" json:"org,omitempty"`
+	Roles         []string               `protobuf:"bytes,8,rep,name=roles" json:"roles,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=issued_at,json=issuedAt" json:"issued_at,omitempty"`
+	TokenId       string                 `protobuf:"bytes,11,opt,name=token_id,json=tokenId" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenClaims) Reset() {
+	*x = TokenClaims{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenClaims) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenClaims) ProtoMessage() {}
+
+func (x *TokenClaims) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenClaims.ProtoReflect.Descriptor instead.
+func (*TokenClaims) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TokenClaims) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *TokenClaims) GetSubjectType() SubjectType {
+	if x != nil {
+		return x.SubjectType
+	}
+	return SubjectType_SUBJECT_TYPE_UNSPECIFIED
+}
+
+func (x *TokenClaims) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *TokenClaims) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *TokenClaims) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *TokenClaims) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *TokenClaims) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *TokenClaims) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *TokenClaims) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *TokenClaims) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *TokenClaims) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+// ValidateTokenResponse is the verdict on a token.
+type ValidateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Valid bool                   `protobuf:"varint,1,opt,name=valid" json:"valid,omitempty"`
+	// Why the token is not valid; UNSPECIFIED when it is.
+	Error TokenError `protobuf:"varint,2,opt,name=error,enum=rolecall.v1.TokenError" json:"error,omitempty"`
+	// A precise explanation for people; never contains the token.
+	ErrorDetail string `protobuf:"bytes,3,opt,name=error_detail,json=errorDetail" json:"error_detail,omitempty"`
+	// Set when valid.
+	Claims *TokenClaims `protobuf:"bytes,4,opt,name=claims" json:"claims,omitempty"`
+	// The decision, when an authorization_check was asked for and the token is
+	// valid.
+	Authorization *CheckResponse `protobuf:"bytes,5,opt,name=authorization" json:"authorization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateTokenResponse) Reset() {
+	*x = ValidateTokenResponse{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateTokenResponse) ProtoMessage() {}
+
+func (x *ValidateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateTokenResponse.ProtoReflect.Descriptor instead.
+func (*ValidateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ValidateTokenResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *ValidateTokenResponse) GetError() TokenError {
+	if x != nil {
+		return x.Error
+	}
+	return TokenError_TOKEN_ERROR_UNSPECIFIED
+}
+
+func (x *ValidateTokenResponse) GetErrorDetail() string {
+	if x != nil {
+		return x.ErrorDetail
+	}
+	return ""
+}
+
+func (x *ValidateTokenResponse) GetClaims() *TokenClaims {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+func (x *ValidateTokenResponse) GetAuthorization() *CheckResponse {
+	if x != nil {
+		return x.Authorization
+	}
+	return nil
+}
+
 var File_rolecall_v1_rolecall_proto protoreflect.FileDescriptor
 
 const file_rolecall_v1_rolecall_proto_rawDesc = "" +
@@ -740,7 +1336,7 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12'\n" +
 	"\x0fpolicy_revision\x18\x03 \x01(\tR\x0epolicyRevision\x12+\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x13.rolecall.v1.ReasonR\x06reason\"\x18\n" +
-	"\x16GetPolicyStatusRequest\"\xa1\x03\n" +
+	"\x16GetPolicyStatusRequest\"\xd6\x03\n" +
 	"\x17GetPolicyStatusResponse\x12\x16\n" +
 	"\x06loaded\x18\x01 \x01(\bR\x06loaded\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x16\n" +
@@ -757,7 +1353,47 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\rorganizations\x18\n" +
 	" \x01(\x05R\rorganizations\x12\x1a\n" +
 	"\bsubjects\x18\v \x01(\x05R\bsubjects\x12\x12\n" +
-	"\x04etag\x18\f \x01(\tR\x04etag*\xdc\x01\n" +
+	"\x04etag\x18\f \x01(\tR\x04etag\x123\n" +
+	"\aissuers\x18\r \x03(\v2\x19.rolecall.v1.IssuerStatusR\aissuers\"\xb3\x01\n" +
+	"\fIssuerStatus\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\x05R\x04keys\x129\n" +
+	"\n" +
+	"fetched_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tfetchedAt\x12\x1d\n" +
+	"\n" +
+	"from_cache\x18\x04 \x01(\bR\tfromCache\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\"\xd5\x01\n" +
+	"\x14ValidateTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1a\n" +
+	"\baudience\x18\x02 \x01(\tR\baudience\x12'\n" +
+	"\x0frequired_scopes\x18\x03 \x03(\tR\x0erequiredScopes\x12\x10\n" +
+	"\x03org\x18\x04 \x01(\tR\x03org\x12P\n" +
+	"\x13authorization_check\x18\x05 \x01(\v2\x1f.rolecall.v1.AuthorizationCheckR\x12authorizationCheck\"Z\n" +
+	"\x12AuthorizationCheck\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\"\x86\x03\n" +
+	"\vTokenClaims\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12;\n" +
+	"\fsubject_type\x18\x02 \x01(\x0e2\x18.rolecall.v1.SubjectTypeR\vsubjectType\x12\x16\n" +
+	"\x06issuer\x18\x03 \x01(\tR\x06issuer\x12\x1c\n" +
+	"\taudiences\x18\x04 \x03(\tR\taudiences\x12\x1b\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12\x10\n" +
+	"\x03org\x18\a \x01(\tR\x03org\x12\x14\n" +
+	"\x05roles\x18\b \x03(\tR\x05roles\x129\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\tissued_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x19\n" +
+	"\btoken_id\x18\v \x01(\tR\atokenId\"\xf3\x01\n" +
+	"\x15ValidateTokenResponse\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12-\n" +
+	"\x05error\x18\x02 \x01(\x0e2\x17.rolecall.v1.TokenErrorR\x05error\x12!\n" +
+	"\ferror_detail\x18\x03 \x01(\tR\verrorDetail\x120\n" +
+	"\x06claims\x18\x04 \x01(\v2\x18.rolecall.v1.TokenClaimsR\x06claims\x12@\n" +
+	"\rauthorization\x18\x05 \x01(\v2\x1a.rolecall.v1.CheckResponseR\rauthorization*\xdc\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_GRANTED\x10\x01\x12\x18\n" +
@@ -766,13 +1402,35 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x16REASON_UNKNOWN_SUBJECT\x10\x04\x12\x1b\n" +
 	"\x17REASON_UNKNOWN_RESOURCE\x10\x05\x12\x19\n" +
 	"\x15REASON_UNKNOWN_ACTION\x10\x06\x12\x1f\n" +
-	"\x1bREASON_UNKNOWN_ORGANIZATION\x10\a2\xe2\x02\n" +
+	"\x1bREASON_UNKNOWN_ORGANIZATION\x10\a*\xc2\x03\n" +
+	"\n" +
+	"TokenError\x12\x1b\n" +
+	"\x17TOKEN_ERROR_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15TOKEN_ERROR_MALFORMED\x10\x01\x12%\n" +
+	"!TOKEN_ERROR_UNSUPPORTED_ALGORITHM\x10\x02\x12\x1e\n" +
+	"\x1aTOKEN_ERROR_UNKNOWN_ISSUER\x10\x03\x12\x1b\n" +
+	"\x17TOKEN_ERROR_UNKNOWN_KEY\x10\x04\x12\x1d\n" +
+	"\x19TOKEN_ERROR_BAD_SIGNATURE\x10\x05\x12\x17\n" +
+	"\x13TOKEN_ERROR_EXPIRED\x10\x06\x12\x1d\n" +
+	"\x19TOKEN_ERROR_NOT_YET_VALID\x10\a\x12\x1e\n" +
+	"\x1aTOKEN_ERROR_WRONG_AUDIENCE\x10\b\x12\x1a\n" +
+	"\x16TOKEN_ERROR_WRONG_TYPE\x10\t\x12\x1d\n" +
+	"\x19TOKEN_ERROR_MISSING_CLAIM\x10\n" +
+	"\x12\x1d\n" +
+	"\x19TOKEN_ERROR_MISSING_SCOPE\x10\v\x12%\n" +
+	"!TOKEN_ERROR_ORGANIZATION_MISMATCH\x10\f\x12 \n" +
+	"\x1cTOKEN_ERROR_KEYS_UNAVAILABLE\x10\r*X\n" +
+	"\vSubjectType\x12\x1c\n" +
+	"\x18SUBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SUBJECT_TYPE_USER\x10\x01\x12\x14\n" +
+	"\x10SUBJECT_TYPE_M2M\x10\x022\xba\x03\n" +
 	"\x15PolicyDecisionService\x12>\n" +
 	"\x05Check\x12\x19.rolecall.v1.CheckRequest\x1a\x1a.rolecall.v1.CheckResponse\x12M\n" +
 	"\n" +
 	"CheckBatch\x12\x1e.rolecall.v1.CheckBatchRequest\x1a\x1f.rolecall.v1.CheckBatchResponse\x12\\\n" +
 	"\x0fListPermissions\x12#.rolecall.v1.ListPermissionsRequest\x1a$.rolecall.v1.ListPermissionsResponse\x12\\\n" +
-	"\x0fGetPolicyStatus\x12#.rolecall.v1.GetPolicyStatusRequest\x1a$.rolecall.v1.GetPolicyStatusResponseB@Z7github.com/rolecall/rolecall/gen/rolecall/v1;rolecallv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x0fGetPolicyStatus\x12#.rolecall.v1.GetPolicyStatusRequest\x1a$.rolecall.v1.GetPolicyStatusResponse\x12V\n" +
+	"\rValidateToken\x12!.rolecall.v1.ValidateTokenRequest\x1a\".rolecall.v1.ValidateTokenResponseB@Z7github.com/rolecall/rolecall/gen/rolecall/v1;rolecallv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_rolecall_v1_rolecall_proto_rawDescOnce sync.Once
@@ -786,42 +1444,60 @@ func file_rolecall_v1_rolecall_proto_rawDescGZIP() []byte {
 	return file_rolecall_v1_rolecall_proto_rawDescData
 }
 
-var file_rolecall_v1_rolecall_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_rolecall_v1_rolecall_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_rolecall_v1_rolecall_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_rolecall_v1_rolecall_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_rolecall_v1_rolecall_proto_goTypes = []any{
 	(Reason)(0),                     // 0: rolecall.v1.Reason
-	(*CheckRequest)(nil),            // 1: rolecall.v1.CheckRequest
-	(*CheckResponse)(nil),           // 2: rolecall.v1.CheckResponse
-	(*CheckBatchRequest)(nil),       // 3: rolecall.v1.CheckBatchRequest
-	(*CheckBatchResponse)(nil),      // 4: rolecall.v1.CheckBatchResponse
-	(*ListPermissionsRequest)(nil),  // 5: rolecall.v1.ListPermissionsRequest
-	(*Permission)(nil),              // 6: rolecall.v1.Permission
-	(*ListPermissionsResponse)(nil), // 7: rolecall.v1.ListPermissionsResponse
-	(*GetPolicyStatusRequest)(nil),  // 8: rolecall.v1.GetPolicyStatusRequest
-	(*GetPolicyStatusResponse)(nil), // 9: rolecall.v1.GetPolicyStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(TokenError)(0),                 // 1: rolecall.v1.TokenError
+	(SubjectType)(0),                // 2: rolecall.v1.SubjectType
+	(*CheckRequest)(nil),            // 3: rolecall.v1.CheckRequest
+	(*CheckResponse)(nil),           // 4: rolecall.v1.CheckResponse
+	(*CheckBatchRequest)(nil),       // 5: rolecall.v1.CheckBatchRequest
+	(*CheckBatchResponse)(nil),      // 6: rolecall.v1.CheckBatchResponse
+	(*ListPermissionsRequest)(nil),  // 7: rolecall.v1.ListPermissionsRequest
+	(*Permission)(nil),              // 8: rolecall.v1.Permission
+	(*ListPermissionsResponse)(nil), // 9: rolecall.v1.ListPermissionsResponse
+	(*GetPolicyStatusRequest)(nil),  // 10: rolecall.v1.GetPolicyStatusRequest
+	(*GetPolicyStatusResponse)(nil), // 11: rolecall.v1.GetPolicyStatusResponse
+	(*IssuerStatus)(nil),            // 12: rolecall.v1.IssuerStatus
+	(*ValidateTokenRequest)(nil),    // 13: rolecall.v1.ValidateTokenRequest
+	(*AuthorizationCheck)(nil),      // 14: rolecall.v1.AuthorizationCheck
+	(*TokenClaims)(nil),             // 15: rolecall.v1.TokenClaims
+	(*ValidateTokenResponse)(nil),   // 16: rolecall.v1.ValidateTokenResponse
+	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
 }
 var file_rolecall_v1_rolecall_proto_depIdxs = []int32{
 	0,  // 0: rolecall.v1.CheckResponse.reason:type_name -> rolecall.v1.Reason
-	1,  // 1: rolecall.v1.CheckBatchRequest.checks:type_name -> rolecall.v1.CheckRequest
-	2,  // 2: rolecall.v1.CheckBatchResponse.results:type_name -> rolecall.v1.CheckResponse
-	6,  // 3: rolecall.v1.ListPermissionsResponse.permissions:type_name -> rolecall.v1.Permission
+	3,  // 1: rolecall.v1.CheckBatchRequest.checks:type_name -> rolecall.v1.CheckRequest
+	4,  // 2: rolecall.v1.CheckBatchResponse.results:type_name -> rolecall.v1.CheckResponse
+	8,  // 3: rolecall.v1.ListPermissionsResponse.permissions:type_name -> rolecall.v1.Permission
 	0,  // 4: rolecall.v1.ListPermissionsResponse.reason:type_name -> rolecall.v1.Reason
-	10, // 5: rolecall.v1.GetPolicyStatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
-	10, // 6: rolecall.v1.GetPolicyStatusResponse.fetched_at:type_name -> google.protobuf.Timestamp
-	1,  // 7: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
-	3,  // 8: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
-	5,  // 9: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
-	8,  // 10: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
-	2,  // 11: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
-	4,  // 12: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
-	7,  // 13: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
-	9,  // 14: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	17, // 5: rolecall.v1.GetPolicyStatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
+	17, // 6: rolecall.v1.GetPolicyStatusResponse.fetched_at:type_name -> google.protobuf.Timestamp
+	12, // 7: rolecall.v1.GetPolicyStatusResponse.issuers:type_name -> rolecall.v1.IssuerStatus
+	17, // 8: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
+	14, // 9: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
+	2,  // 10: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
+	17, // 11: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 12: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
+	1,  // 13: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
+	15, // 14: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
+	4,  // 15: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
+	3,  // 16: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
+	5,  // 17: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
+	7,  // 18: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
+	10, // 19: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
+	13, // 20: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
+	4,  // 21: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
+	6,  // 22: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
+	9,  // 23: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
+	11, // 24: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
+	16, // 25: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_rolecall_v1_rolecall_proto_init() }
@@ -834,8 +1510,8 @@ func file_rolecall_v1_rolecall_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rolecall_v1_rolecall_proto_rawDesc), len(file_rolecall_v1_rolecall_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      3,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

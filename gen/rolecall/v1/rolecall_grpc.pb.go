@@ -29,6 +29,7 @@ const (
 	PolicyDecisionService_CheckBatch_FullMethodName      = "/rolecall.v1.PolicyDecisionService/CheckBatch"
 	PolicyDecisionService_ListPermissions_FullMethodName = "/rolecall.v1.PolicyDecisionService/ListPermissions"
 	PolicyDecisionService_GetPolicyStatus_FullMethodName = "/rolecall.v1.PolicyDecisionService/GetPolicyStatus"
+	PolicyDecisionService_ValidateToken_FullMethodName   = "/rolecall.v1.PolicyDecisionService/ValidateToken"
 )
 
 // PolicyDecisionServiceClient is the client API for PolicyDecisionService service.
@@ -52,6 +53,12 @@ type PolicyDecisionServiceClient interface {
 	// GetPolicyStatus reports which policy is loaded, where it came from and
 	// the last refresh error.
 	GetPolicyStatus(ctx context.Context, in *GetPolicyStatusRequest, opts ...grpc.CallOption) (*GetPolicyStatusResponse, error)
+	// ValidateToken checks a JWT access token against the configured issuers
+	// and, when asked, decides an authorization check for it in the same call.
+	// An invalid token is an answer (valid=false and an error), not an RPC
+	// error. A missing token is INVALID_ARGUMENT; no configured issuer is
+	// FAILED_PRECONDITION.
+	ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error)
 }
 
 type policyDecisionServiceClient struct {
@@ -102,6 +109,16 @@ func (c *policyDecisionServiceClient) GetPolicyStatus(ctx context.Context, in *G
 	return out, nil
 }
 
+func (c *policyDecisionServiceClient) ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateTokenResponse)
+	err := c.cc.Invoke(ctx, PolicyDecisionService_ValidateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PolicyDecisionServiceServer is the server API for PolicyDecisionService service.
 // All implementations must embed UnimplementedPolicyDecisionServiceServer
 // for forward compatibility.
@@ -123,6 +140,12 @@ type PolicyDecisionServiceServer interface {
 	// GetPolicyStatus reports which policy is loaded, where it came from and
 	// the last refresh error.
 	GetPolicyStatus(context.Context, *GetPolicyStatusRequest) (*GetPolicyStatusResponse, error)
+	// ValidateToken checks a JWT access token against the configured issuers
+	// and, when asked, decides an authorization check for it in the same call.
+	// An invalid token is an answer (valid=false and an error), not an RPC
+	// error. A missing token is INVALID_ARGUMENT; no configured issuer is
+	// FAILED_PRECONDITION.
+	ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error)
 	mustEmbedUnimplementedPolicyDecisionServiceServer()
 }
 
@@ -144,6 +167,9 @@ func (UnimplementedPolicyDecisionServiceServer) ListPermissions(context.Context,
 }
 func (UnimplementedPolicyDecisionServiceServer) GetPolicyStatus(context.Context, *GetPolicyStatusRequest) (*GetPolicyStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPolicyStatus not implemented")
+}
+func (UnimplementedPolicyDecisionServiceServer) ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateToken not implemented")
 }
 func (UnimplementedPolicyDecisionServiceServer) mustEmbedUnimplementedPolicyDecisionServiceServer() {}
 func (UnimplementedPolicyDecisionServiceServer) testEmbeddedByValue()                               {}
@@ -238,6 +264,24 @@ func _PolicyDecisionService_GetPolicyStatus_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PolicyDecisionService_ValidateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyDecisionServiceServer).ValidateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyDecisionService_ValidateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyDecisionServiceServer).ValidateToken(ctx, req.(*ValidateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PolicyDecisionService_ServiceDesc is the grpc.ServiceDesc for PolicyDecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +304,10 @@ var PolicyDecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPolicyStatus",
 			Handler:    _PolicyDecisionService_GetPolicyStatus_Handler,
+		},
+		{
+			MethodName: "ValidateToken",
+			Handler:    _PolicyDecisionService_ValidateToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
