@@ -67,15 +67,24 @@ func New(engine *pdp.Engine, opts Options) *Server {
 	return s
 }
 
+// Serving reports whether the server is ready: a policy is loaded and every
+// token issuer has keys.
+func (s *Server) Serving() bool {
+	if s.engine.Snapshot() == nil {
+		return false
+	}
+	if s.tokens != nil {
+		ok, _ := s.tokens.Ready()
+		return ok
+	}
+	return true
+}
+
 // UpdateHealth sets the health of the server and of the decision service:
 // SERVING when a policy is loaded and every token issuer has keys.
 func (s *Server) UpdateHealth() {
-	serving := s.engine.Snapshot() != nil
-	if serving && s.tokens != nil {
-		serving, _ = s.tokens.Ready()
-	}
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if serving {
+	if s.Serving() {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)

@@ -37,13 +37,24 @@ type testServer struct {
 // unless one is passed) and connects a client to it.
 func start(t *testing.T, engine *pdp.Engine, lis net.Listener, target string) *testServer {
 	t.Helper()
+	return startWith(t, engine, server.Options{GracePeriod: time.Second}, lis, target)
+}
+
+// startOpts runs the server with opts over bufconn.
+func startOpts(t *testing.T, engine *pdp.Engine, opts server.Options) *testServer {
+	t.Helper()
+	return startWith(t, engine, opts, nil, "")
+}
+
+func startWith(t *testing.T, engine *pdp.Engine, sopts server.Options, lis net.Listener, target string) *testServer {
+	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if lis == nil {
 		bl := bufconn.Listen(1 << 20)
 		lis, target = bl, "passthrough:///bufconn"
 		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }))
 	}
-	srv := server.New(engine, server.Options{GracePeriod: time.Second})
+	srv := server.New(engine, sopts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()

@@ -37,6 +37,7 @@ func (s *Service) ValidateToken(ctx context.Context, req *rolecallv1.ValidateTok
 		Audience:       req.GetAudience(),
 		RequiredScopes: req.GetRequiredScopes(),
 		Org:            req.GetOrg(),
+		OrgHint:        check.GetOrg(),
 	})
 	resp := &rolecallv1.ValidateTokenResponse{
 		Valid:       res.Valid,

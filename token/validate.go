@@ -233,7 +233,11 @@ func checkRequest(is *issuer, c *Claims, req Request) (Code, string) {
 	if req.Audience != "" {
 		expected = []string{req.Audience}
 	}
-	if !audienceMatches(c.Audiences, expected, is.cfg.Profile, req.Org) {
+	org := req.Org
+	if org == "" {
+		org = req.OrgHint
+	}
+	if !audienceMatches(c.Audiences, expected, is.cfg.Profile, org) {
 		return WrongAudience, fmt.Sprintf("token is for %s, not %s", quoteList(c.Audiences), quoteList(expected))
 	}
 	var missing []string

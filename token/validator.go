@@ -43,6 +43,10 @@ type Request struct {
 	RequiredScopes []string
 	// Org, when set, must be the token's organization.
 	Org string
+	// OrgHint is an organization the caller acts in (an authorization
+	// check's) without requiring it of the token: a Logto organization
+	// token's audience may match it.
+	OrgHint string
 }
 
 // Result is the outcome of Validate. An invalid token is a result, not an
