@@ -33,6 +33,9 @@ type Options struct {
 	// VerifiedTokens bounds the cache of verified tokens. Default 10,000;
 	// negative disables the cache.
 	VerifiedTokens int
+	// OnChange, when set, is called after an issuer's key set is installed,
+	// such as to update readiness.
+	OnChange func()
 }
 
 // Request is what a caller expects of a token.
@@ -72,6 +75,7 @@ type Validator struct {
 	now      func() time.Time
 	refetch  time.Duration
 	verified *verifiedCache
+	onChange func()
 }
 
 // issuer is one configured issuer and its keys.
@@ -93,7 +97,7 @@ type issuer struct {
 }
 
 // New checks the issuers' configuration (all problems at once) and returns a
-// Validator without keys; call LoadCachedKeys and RefreshKeys, or Run.
+// Validator without keys; call LoadCachedKeys, then RefreshKeys or Run.
 func New(cfgs []IssuerConfig, opts Options) (*Validator, error) {
 	cfgs, err := ValidateConfigs(cfgs)
 	if err != nil {
@@ -122,6 +126,10 @@ func New(cfgs []IssuerConfig, opts Options) (*Validator, error) {
 		now:      opts.Now,
 		refetch:  opts.UnknownKeyRefetch,
 		verified: newVerifiedCache(opts.VerifiedTokens),
+		onChange: opts.OnChange,
+	}
+	if v.onChange == nil {
+		v.onChange = func() {}
 	}
 	for _, c := range cfgs {
 		is := &issuer{cfg: c, algs: make(map[string]bool, len(c.Algorithms)), jwksURL: c.JWKSURL}
@@ -158,6 +166,7 @@ func (v *Validator) LoadCachedKeys() {
 		is.statusMu.Lock()
 		is.fromCache = true
 		is.statusMu.Unlock()
+		v.onChange()
 		v.log.Info("using cached key set", "issuer", is.cfg.Issuer, "keys", len(ks.all), "fetched_at", rec.FetchedAt)
 	}
 }
@@ -181,10 +190,10 @@ func (v *Validator) RefreshKeys(ctx context.Context, force bool) error {
 	return errors.Join(errs...)
 }
 
-// Run loads cached keys, fetches every key set, then keeps them fresh until
-// ctx is done. Failures are logged and keep the keys already held.
+// Run fetches every key set, then keeps them fresh until ctx is done.
+// Failures are logged and keep the keys already held. Call LoadCachedKeys
+// first to validate at once after a restart.
 func (v *Validator) Run(ctx context.Context) error {
-	v.LoadCachedKeys()
 	_ = v.RefreshKeys(ctx, true)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -226,6 +235,7 @@ func (v *Validator) fetchLocked(ctx context.Context, is *issuer) error {
 		if old := is.keys.Swap(ks); old == nil || string(old.raw) != string(raw) {
 			v.verified.clear() // a removed key must not keep its tokens valid
 			v.log.Info("key set loaded", "issuer", is.cfg.Issuer, "keys", len(ks.all))
+			defer v.onChange()
 		}
 		if v.cache != nil {
 			if err := v.cache.SaveKeySet(cache.KeySetRecord{Issuer: is.cfg.Issuer, JWKS: raw, FetchedAt: now.UTC()}); err != nil {

@@ -66,7 +66,8 @@ Prints the decision and its reason. Exit code: 0 allowed, 1 denied, 2 error.`,
 	return nil
 }
 
-func checkLocal(path string, q pdp.Query) (*rolecallv1.CheckResponse, error) {
+// compilePolicyFile reads and compiles a policy file, naming it in errors.
+func compilePolicyFile(path string) (*pdp.Snapshot, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -74,6 +75,14 @@ func checkLocal(path string, q pdp.Query) (*rolecallv1.CheckResponse, error) {
 	snap, err := policyfile.Compile(data, policyfile.DetectFormat(path, data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return snap, nil
+}
+
+func checkLocal(path string, q pdp.Query) (*rolecallv1.CheckResponse, error) {
+	snap, err := compilePolicyFile(path)
+	if err != nil {
+		return nil, err
 	}
 	d := snap.Decide(q)
 	return &rolecallv1.CheckResponse{

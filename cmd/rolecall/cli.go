@@ -45,8 +45,10 @@ func commands() []command {
 	return []command{
 		{"serve", "run the decision server on a policy", serve},
 		{"check", "ask for one decision, from a running server or a policy file", check},
+		{"validate-token", "check a JWT access token, against a running server or issuers' key sets", validateToken},
 		{"policy", "work with policy files (lint)", policy},
 		{"version", "print the version", version},
+		{"dev-issuer", "a development token issuer for demos and tests (NOT FOR PRODUCTION)", devIssuer},
 	}
 }
 
@@ -102,7 +104,7 @@ var errSilent = errors.New("")
 func printTopUsage(w io.Writer) {
 	var b strings.Builder
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-15s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, topUsage, b.String())
 }

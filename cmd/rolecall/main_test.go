@@ -326,3 +326,57 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestDevIssuerAndValidateTokenUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"the dev issuer stays on loopback", []string{"dev-issuer", "--addr", "0.0.0.0:8400"}, "listens on loopback only"},
+		{"the dev issuer refuses unknown algorithms", []string{"dev-issuer", "--addr", "127.0.0.1:0", "--alg", "HS256"}, "unsupported algorithm"},
+		{"validate-token needs a token", []string{"validate-token"}, "give the token as one argument"},
+		{"validate-token with a broken issuers file", []string{"validate-token", "--issuers", "nope.yaml", "x"}, "nope.yaml"},
+		{"serve with an issuer flag before --issuer", []string{"serve", "--policy", bookstore, "--audience", "a"}, "comes after the --issuer it belongs to"},
+		{"serve with an invalid issuer", []string{"serve", "--policy", bookstore, "--issuer", "stytch.com/p", "--profile", "stytch"}, "jwks_url is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCmd(t, tt.args...)
+			if code != 2 || !strings.Contains(errOut, tt.msg) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.msg)
+			}
+		})
+	}
+}
+
+// validate-token --issuers works without a server; with --policy it decides
+// checks in the policy mode too.
+func TestValidateTokenLocally(t *testing.T) {
+	dir := t.TempDir()
+	devAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() { done <- run(ctx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), logs, logs) }()
+	defer func() { cancel(); <-done }()
+	waitListening(t, devAddr)
+	issuers := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(issuers, []byte("issuers:\n  - issuer: http://"+devAddr+"\n    audiences: [bookstore]\n    claims: {org: org}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, tok, errOut := runCmd(t, "dev-issuer", "token", "--addr", devAddr, "--sub", "dave", "--aud", "bookstore", "--claims", `{"org": "acme"}`)
+	if code != 0 {
+		t.Fatalf("dev-issuer token: exit %d, %s", code, errOut)
+	}
+	var out, stderr bytes.Buffer
+	code = run(t.Context(), []string{"validate-token", "--issuers", issuers, "--policy", bookstore, "--resource", "organization", "--action", "invite:member", "-"}, strings.NewReader(tok), &out, &stderr)
+	if code != 0 || !strings.Contains(out.String(), "check:      allowed: GRANTED by role admin") || !strings.Contains(out.String(), "org:        acme") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), stderr.String())
+	}
+	out.Reset()
+	code = run(t.Context(), []string{"validate-token", "--issuers", issuers, "--policy", bookstore, "--resource", "organization", "--action", "invite:member", "--check-org", "globex", "-"}, strings.NewReader(tok), &out, &stderr)
+	if code != 1 || !strings.Contains(out.String(), "check:      denied: NO_PERMISSION") {
+		t.Errorf("check in globex: exit %d\n%s", code, out.String())
+	}
+}

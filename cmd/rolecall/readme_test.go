@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,71 +108,136 @@ func shellWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// TestREADMEExamples runs every console example of the README against a
-// server started as the quick start starts it, and checks that each prints
-// what the README says it prints.
+// TestREADMEExamples runs every console example of the README against the
+// servers the README starts (the decision server with the development
+// issuers, and the development issuer) and checks that each prints what the
+// README says it prints. Addresses are replaced with free loopback ports, and
+// times (which change with every run) are compared as "<time>".
 func TestREADMEExamples(t *testing.T) {
 	t.Chdir("../..")
 	examples := readmeExamples(t, "README.md")
-	if len(examples) < 6 {
+	if len(examples) < 9 {
 		t.Fatalf("found %d console examples in README.md; the parser or the README is broken", len(examples))
 	}
+	dir := t.TempDir()
+	grpcAddr, devAddr := freeAddr(t), freeAddr(t)
 
+	devCtx, stopDev := context.WithCancel(context.Background())
+	devDone := make(chan int, 1)
+	devLogs := &syncBuffer{}
+	go func() {
+		devDone <- run(devCtx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), devLogs, devLogs)
+	}()
+	defer func() {
+		stopDev()
+		if code := <-devDone; code != 0 {
+			t.Errorf("dev-issuer exited %d: %s", code, devLogs)
+		}
+	}()
+	waitListening(t, devAddr)
+
+	issuers := filepath.Join(dir, "dev-issuers.yaml")
+	data, err := os.ReadFile("examples/dev-issuers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(issuers, []byte(strings.ReplaceAll(string(data), devIssuerREADMEAddr, devAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startServe(t, dir, "--policy", "examples/bookstore.yaml", "--grpc-addr", grpcAddr, "--issuers", issuers)
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	rewrite := strings.NewReplacer(defaultAddr, grpcAddr, devIssuerREADMEAddr, devAddr, "examples/dev-issuers.yaml", issuers)
+	for _, ex := range examples {
+		t.Run(fmt.Sprintf("README.md:%d", ex.line), func(t *testing.T) {
+			var stdin string
+			var code int
+			for _, stage := range strings.Split(ex.command, " | ") {
+				words, err := shellWords(stage)
+				if err != nil {
+					t.Fatalf("%s: %v", ex.command, err)
+				}
+				for i, w := range words {
+					words[i] = rewrite.Replace(w)
+				}
+				stdin, code = runREADMECommand(t, ex, words, stdin, grpcAddr, devAddr)
+			}
+			got := readmeTimes.ReplaceAllString(strings.ReplaceAll(stdin, devAddr, devIssuerREADMEAddr), "<time>")
+			want := readmeTimes.ReplaceAllString(ex.want, "<time>")
+			if code != ex.exitCode || got != want {
+				t.Errorf("$ %s\nexit %d, want %d\n got:\n%s\nwant:\n%s", ex.command, code, ex.exitCode, got, want)
+			}
+		})
+	}
+}
+
+// devIssuerREADMEAddr is the development issuer's address in the README.
+const devIssuerREADMEAddr = defaultDevIssuerAddr
+
+var readmeTimes = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+
+// runREADMECommand runs one command of a README example: rolecall in process
+// (pointed at the test's servers), or a pinned tool with go tool.
+func runREADMECommand(t *testing.T, ex readmeExample, words []string, stdin, grpcAddr, devAddr string) (string, int) {
+	t.Helper()
+	switch {
+	case len(words) > 3 && strings.Join(words[:3], " ") == "go run ./cmd/rolecall":
+		args := words[3:]
+		switch {
+		case (args[0] == "check" || args[0] == "validate-token") && !containsFlag(args, "--policy") && !containsFlag(args, "--issuers"):
+			args = append([]string{args[0], "--addr", grpcAddr}, args[1:]...)
+		case len(args) > 1 && args[0] == "dev-issuer" && args[1] == "token" && !containsFlag(args, "--addr"):
+			args = append([]string{"dev-issuer", "token", "--addr", devAddr}, args[2:]...)
+		}
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), args, strings.NewReader(stdin), &out, &errOut)
+		if code == exitError {
+			t.Logf("stderr: %s", errOut.String())
+		}
+		return out.String(), code
+	case len(words) > 3 && strings.Join(words[:3], " ") == "go tool -modfile=tools/go.mod":
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, words[0], words[1:]...)
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(words, " "), err, errOut.String())
+		}
+		return string(out), 0
+	default:
+		t.Fatalf("README.md:%d: no way to run %q; extend TestREADMEExamples", ex.line, strings.Join(words, " "))
+		return "", 0
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	dir := t.TempDir()
-	d := startServe(t, dir, "--policy", "examples/bookstore.yaml", "--grpc-addr", addr)
-	defer d.stop()
-	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	defer l.Close()
+	return l.Addr().String()
+}
 
-	for _, ex := range examples {
-		t.Run(fmt.Sprintf("README.md:%d", ex.line), func(t *testing.T) {
-			words, err := shellWords(ex.command)
-			if err != nil {
-				t.Fatalf("%s: %v", ex.command, err)
-			}
-			for i, w := range words {
-				words[i] = strings.ReplaceAll(w, defaultAddr, addr)
-			}
-			var got string
-			var code int
-			switch {
-			case len(words) > 3 && strings.Join(words[:3], " ") == "go run ./cmd/rolecall":
-				args := words[3:]
-				if args[0] == "check" && !containsFlag(args, "--policy") {
-					args = append([]string{"check", "--addr", addr}, args[1:]...)
-				}
-				var out, errOut bytes.Buffer
-				code = run(t.Context(), args, strings.NewReader(""), &out, &errOut)
-				got = out.String()
-				if code == exitError {
-					t.Logf("stderr: %s", errOut.String())
-				}
-			case len(words) > 3 && strings.Join(words[:3], " ") == "go tool -modfile=tools/go.mod":
-				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-				defer cancel()
-				cmd := exec.CommandContext(ctx, words[0], words[1:]...)
-				var errOut bytes.Buffer
-				cmd.Stderr = &errOut
-				out, err := cmd.Output()
-				if err != nil {
-					t.Fatalf("%s: %v\n%s", ex.command, err, errOut.String())
-				}
-				got = string(out)
-			default:
-				t.Fatalf("README.md:%d: no way to run %q; extend TestREADMEExamples", ex.line, ex.command)
-			}
-			if code != ex.exitCode || got != ex.want {
-				t.Errorf("$ %s\nexit %d, want %d\n got:\n%s\nwant:\n%s", ex.command, code, ex.exitCode, got, ex.want)
-			}
-		})
-	}
-	if _, err := os.Stat(filepath.Join(dir, "rolecall.db")); err != nil {
-		t.Errorf("the server kept no cache: %v", err)
+// waitListening waits, for at most 10 s, until addr accepts connections.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

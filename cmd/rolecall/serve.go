@@ -17,6 +17,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/server"
 	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/token"
 )
 
 const defaultAddr = "127.0.0.1:50051"
@@ -30,9 +31,14 @@ The policy file is re-read when it changes (polled) and on SIGHUP; an invalid
 edit is logged with every problem and the last good policy keeps serving.
 Every accepted policy is stored in the cache file first, so after a restart the
 cached policy answers at once, even when FILE is missing or invalid. Health is
-NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
+NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.
+
+With token issuers (--issuers FILE, or --issuer with its --jwks-url, --audience
+and --profile), ValidateToken checks JWT access tokens against their key sets,
+which are cached too; health also waits until every issuer has keys.`,
 		`  rolecall serve --policy examples/bookstore.yaml
-  rolecall serve --policy /etc/rolecall/policy.yaml --grpc-addr "" --unix-socket /run/rolecall/rolecall.sock`,
+  rolecall serve --policy /etc/rolecall/policy.yaml --grpc-addr "" --unix-socket /run/rolecall/rolecall.sock
+  rolecall serve --policy examples/bookstore.yaml --issuer https://tenant.logto.app/oidc --profile logto --audience https://api.store.io/orders`,
 		sio.err)
 	policyPath := fs.String("policy", "", "policy `FILE` (YAML or JSON); required")
 	grpcAddr := fs.String("grpc-addr", defaultAddr, "TCP `address` for gRPC; empty to disable TCP")
@@ -42,6 +48,8 @@ NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
 	grace := fs.Duration("grace-period", 10*time.Second, "how long in-flight calls may finish at shutdown")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	var issuers issuerFlags
+	issuers.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +69,10 @@ NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	issuerCfgs, err := issuers.configs()
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		return usageError("%s", strings.Join(problems, "; "))
@@ -89,9 +101,19 @@ NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
 	if err != nil {
 		return err
 	}
-	srv = server.New(engine, server.Options{Status: ref, Logger: log, GracePeriod: *grace})
+	var tokens *token.Validator
+	if len(issuerCfgs) > 0 {
+		tokens, err = token.New(issuerCfgs, token.Options{Cache: db, Logger: log, OnChange: func() { srv.UpdateHealth() }})
+		if err != nil {
+			return usageError("%v", err)
+		}
+	}
+	srv = server.New(engine, server.Options{Status: ref, Tokens: tokens, Logger: log, GracePeriod: *grace})
 	if _, err := ref.WarmStart(); err != nil {
 		log.Warn("cached policy not used", "error", err)
+	}
+	if tokens != nil {
+		tokens.LoadCachedKeys()
 	}
 
 	listeners, err := server.Listen(*grpcAddr, *unixSocket)
@@ -111,6 +133,9 @@ NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.`,
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, listeners...) })
 	g.Go(func() error { return ref.Run(gctx) })
+	if tokens != nil {
+		g.Go(func() error { return tokens.Run(gctx) })
+	}
 	g.Go(func() error {
 		for {
 			select {
