@@ -72,7 +72,7 @@ func startWith(t *testing.T, engine *pdp.Engine, sopts server.Options, lis net.L
 	return &testServer{engine: engine, srv: srv, conn: conn, api: rolecallv1.NewPolicyDecisionServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 }
 
-func bookstoreEngine(t *testing.T) *pdp.Engine {
+func bookstoreEngine(t testing.TB) *pdp.Engine {
 	t.Helper()
 	data, err := os.ReadFile("../examples/bookstore.yaml")
 	if err != nil {
