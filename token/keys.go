@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -206,5 +205,3 @@ func cacheLifetime(resp *http.Response, fallback time.Duration) time.Duration {
 	}
 	return fallback
 }
-
-var errNoKeys = errors.New("no keys")

@@ -67,9 +67,3 @@ func (c *verifiedCache) clear() {
 	clear(c.m)
 	c.mu.Unlock()
 }
-
-func (c *verifiedCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

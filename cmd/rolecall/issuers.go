@@ -14,7 +14,6 @@ import (
 type issuerFlags struct {
 	file    string
 	issuers []token.IssuerConfig
-	err     error
 }
 
 // registerFile adds --issuers FILE.
