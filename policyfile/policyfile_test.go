@@ -3,10 +3,12 @@ package policyfile
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestTree(t *testing.T) {
@@ -122,5 +124,36 @@ func TestYAMLAndJSONAgree(t *testing.T) {
 	}
 	if diff := cmp.Diff(py, pj); diff != "" {
 		t.Errorf("YAML and JSON policies differ (-yaml +json):\n%s", diff)
+	}
+}
+
+// A policy written with MarshalJSON reads back equal, and compiles to the
+// same decisions.
+func TestMarshalJSONRoundTrips(t *testing.T) {
+	data, err := os.ReadFile("../examples/bookstore.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(data, YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := MarshalJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out, JSON)
+	if err != nil {
+		t.Fatalf("the written document does not parse: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(p, back, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("round trip (-yaml +json):\n%s", diff)
+	}
+	again, _ := MarshalJSON(back)
+	if string(again) != string(out) {
+		t.Error("writing the same policy twice gave different bytes")
+	}
+	if _, err := Compile(out, JSON); err != nil {
+		t.Errorf("the written document does not compile: %v", err)
 	}
 }
