@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"time"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -119,12 +120,13 @@ func (s *Service) GetPolicyStatus(context.Context, *rolecallv1.GetPolicyStatusRe
 		Organizations: int32(st.Counts.Organizations),
 		Subjects:      int32(st.Counts.Subjects),
 	}
-	if !st.LoadedAt.IsZero() {
-		resp.LoadedAt = timestamppb.New(st.LoadedAt)
-	}
-	if !st.FetchedAt.IsZero() {
-		resp.FetchedAt = timestamppb.New(st.FetchedAt)
-	}
+	resp.LoadedAt = optionalTime(st.LoadedAt)
+	resp.FetchedAt = optionalTime(st.FetchedAt)
+	resp.LastSuccess = optionalTime(st.LastSuccess)
+	resp.LastErrorAt = optionalTime(st.LastErrorAt)
+	resp.ConsecutiveFailures = int32(st.ConsecutiveFailures)
+	resp.Stale = st.Stale
+	resp.Withheld = st.Withheld
 	if s.tokens != nil {
 		resp.Issuers = issuersProto(s.tokens.Status())
 	}
@@ -140,4 +142,12 @@ func fillCheck(resp *rolecallv1.CheckResponse, d pdp.Decision) {
 	resp.Reason = rolecallv1.Reason(d.Reason) // pdp.Reason values match the proto enum
 	resp.MatchedRole = d.MatchedRole
 	resp.PolicyRevision = d.Revision
+}
+
+// optionalTime leaves an unset time unset instead of sending 1970.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

@@ -123,10 +123,7 @@ func claimsProto(c *token.Claims) *rolecallv1.TokenClaims {
 func issuersProto(ss []token.IssuerStatus) []*rolecallv1.IssuerStatus {
 	out := make([]*rolecallv1.IssuerStatus, len(ss))
 	for i, st := range ss {
-		out[i] = &rolecallv1.IssuerStatus{Issuer: st.Issuer, Keys: int32(st.Keys), FromCache: st.FromCache, LastError: st.LastError}
-		if !st.FetchedAt.IsZero() {
-			out[i].FetchedAt = timestamppb.New(st.FetchedAt)
-		}
+		out[i] = &rolecallv1.IssuerStatus{Issuer: st.Issuer, Keys: int32(st.Keys), FromCache: st.FromCache, LastError: st.LastError, FetchedAt: optionalTime(st.FetchedAt)}
 	}
 	return out
 }

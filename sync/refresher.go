@@ -2,12 +2,15 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	gosync "sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
@@ -28,9 +31,21 @@ type Config struct {
 	// Jitter spreads polls by up to ±Jitter×Interval so that a fleet of
 	// sidecars does not poll in step. Default 0.1; negative disables it.
 	Jitter float64
-	// OnLoad, when set, is called after every swap, such as to mark the
-	// server ready.
-	OnLoad func(*pdp.Snapshot)
+	// BackoffBase is the first retry delay after a failure; each further
+	// failure doubles it, up to BackoffMax. Defaults: 1 s, and Interval.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// MaxStale, when set, is how old the last successful refresh may be
+	// before the policy counts as stale.
+	MaxStale time.Duration
+	// FailWhenStale withholds a stale policy: decisions answer UNAVAILABLE
+	// until the upstream is reached again. By default a stale policy keeps
+	// serving and the status says it is stale.
+	FailWhenStale bool
+	// OnChange, when set, is called whenever what is served changes: a new
+	// policy, or a stale one withheld or restored. The server uses it to
+	// update readiness.
+	OnChange func()
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now defaults to time.Now; tests set it.
@@ -40,7 +55,7 @@ type Config struct {
 // DefaultInterval is the poll interval when Config.Interval is zero.
 const DefaultInterval = 5 * time.Minute
 
-// Status describes the policy being served and the last refresh.
+// Status describes the policy being served and the refreshes.
 type Status struct {
 	Source    string
 	Loaded    bool
@@ -48,9 +63,20 @@ type Status struct {
 	ETag      string
 	FromCache bool
 	LoadedAt  time.Time
+	// FetchedAt is when the policy being served was fetched (or confirmed
+	// unchanged) from the upstream.
 	FetchedAt time.Time
-	LastError string
-	Counts    pdp.Counts
+	// LastSuccess is when the upstream last answered with a valid policy or
+	// a confirmation; for a cached policy, when it was fetched.
+	LastSuccess         time.Time
+	LastError           string
+	LastErrorAt         time.Time
+	ConsecutiveFailures int
+	// Stale is set when MaxStale is set and LastSuccess is older.
+	Stale bool
+	// Withheld is set when a stale policy is not served (FailWhenStale).
+	Withheld bool
+	Counts   pdp.Counts
 }
 
 // Refresher fetches, validates, persists and swaps in policies. RefreshOnce is
@@ -59,11 +85,17 @@ type Refresher struct {
 	cfg     Config
 	log     *slog.Logger
 	trigger chan struct{}
+	flight  singleflight.Group
 
 	// mu guards the fields below. It is never held by a decision: the engine
 	// is read through its own atomic pointer.
 	mu     gosync.Mutex
 	status Status
+	// served is the snapshot being served, or withheld while stale.
+	served *pdp.Snapshot
+	// contentSum identifies the served document by content, so that a new
+	// tag on the same bytes is not a new policy.
+	contentSum [sha256.Size]byte
 	// unsaved is an accepted document the cache failed to store; it is
 	// retried on every refresh until stored.
 	unsaved *cache.PolicyRecord
@@ -71,6 +103,8 @@ type Refresher struct {
 	// that an unchanged broken document is not parsed and logged on every
 	// poll.
 	rejected string
+	// retryAfter is what the upstream last asked for with Retry-After.
+	retryAfter time.Duration
 }
 
 // New checks cfg and returns a Refresher.
@@ -82,8 +116,16 @@ func New(cfg Config) (*Refresher, error) {
 	if cfg.Engine == nil {
 		errs = append(errs, errors.New("sync: Config.Engine is required"))
 	}
-	if cfg.Interval < 0 {
-		errs = append(errs, fmt.Errorf("sync: Config.Interval is %v; it must not be negative", cfg.Interval))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Interval", cfg.Interval}, {"BackoffBase", cfg.BackoffBase}, {"BackoffMax", cfg.BackoffMax}, {"MaxStale", cfg.MaxStale}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("sync: Config.%s is %v; it must not be negative", d.name, d.v))
+		}
+	}
+	if cfg.FailWhenStale && cfg.MaxStale == 0 {
+		errs = append(errs, errors.New("sync: Config.FailWhenStale needs MaxStale"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -93,6 +135,15 @@ func New(cfg Config) (*Refresher, error) {
 	}
 	if cfg.Jitter == 0 {
 		cfg.Jitter = 0.1
+	}
+	if cfg.BackoffBase == 0 {
+		cfg.BackoffBase = time.Second
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = max(cfg.Interval, cfg.BackoffBase)
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func() {}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -108,11 +159,17 @@ func New(cfg Config) (*Refresher, error) {
 	}, nil
 }
 
-// Status returns a copy of the current status.
+// Status returns a copy of the current status, with staleness as of now.
 func (r *Refresher) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.status
+	st := r.status
+	st.Stale = r.staleLocked(r.cfg.Now())
+	return st
+}
+
+func (r *Refresher) staleLocked(now time.Time) bool {
+	return r.cfg.MaxStale > 0 && r.served != nil && now.Sub(r.status.LastSuccess) > r.cfg.MaxStale
 }
 
 // WarmStart serves the cached policy, if the cache holds a valid one, so that
@@ -138,19 +195,28 @@ func (r *Refresher) WarmStart() (bool, error) {
 	if rec.Source != r.cfg.Upstream.String() {
 		etag = "" // a tag from another source says nothing about this one
 	}
-	r.swap(snap, func(st *Status) {
+	r.install(snap, sha256.Sum256(rec.Document), func(st *Status) {
 		st.ETag = etag
 		st.FromCache = true
 		st.FetchedAt = rec.FetchedAt
+		st.LastSuccess = rec.FetchedAt
 	})
 	r.log.Info("serving cached policy", "revision", snap.Revision(), "cached_from", rec.Source, "fetched_at", rec.FetchedAt)
+	r.checkStale()
 	return true, nil
 }
 
 // RefreshOnce fetches the upstream's document and, when it changed and is
 // valid, persists it and swaps it in. On any failure the current policy keeps
-// serving and the error is recorded in the status and returned.
+// serving and the error is recorded in the status and returned. Concurrent
+// calls share one fetch.
 func (r *Refresher) RefreshOnce(ctx context.Context) error {
+	_, err, _ := r.flight.Do("refresh", func() (any, error) { return nil, r.refresh(ctx) })
+	return err
+}
+
+func (r *Refresher) refresh(ctx context.Context) error {
+	defer r.checkStale()
 	r.retryUnsaved()
 	r.mu.Lock()
 	etag := r.status.ETag
@@ -159,28 +225,31 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 	doc, err := r.cfg.Upstream.Fetch(ctx, etag)
 	now := r.cfg.Now()
 	if errors.Is(err, ErrNotModified) {
-		r.mu.Lock()
-		r.status.FetchedAt = now
-		r.status.FromCache = false // the source confirmed what the cache held
-		r.status.LastError = ""
-		r.mu.Unlock()
+		r.confirm(now, etag)
 		return nil
 	}
 	if err != nil {
-		return r.fail(fmt.Errorf("fetch: %w", err))
+		return r.fail(now, fmt.Errorf("fetch: %w", err))
 	}
+	sum := sha256.Sum256(doc.Data)
 	r.mu.Lock()
-	lastErr, seen := r.status.LastError, doc.ETag != "" && doc.ETag == r.rejected
+	same := r.served != nil && sum == r.contentSum
+	lastErr, rejected := r.status.LastError, doc.ETag != "" && doc.ETag == r.rejected
 	r.mu.Unlock()
-	if seen {
-		return fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr)
+	if same {
+		// A new tag on the same bytes: nothing to compile, store or swap.
+		r.confirm(now, doc.ETag)
+		return nil
+	}
+	if rejected {
+		return r.fail(now, fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr))
 	}
 	snap, err := policyfile.Compile(doc.Data, doc.Format)
 	if err != nil {
 		r.mu.Lock()
 		r.rejected = doc.ETag
 		r.mu.Unlock()
-		return r.fail(err)
+		return r.fail(now, err)
 	}
 	if r.cfg.Cache != nil {
 		rec := cache.PolicyRecord{
@@ -200,10 +269,11 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 			r.mu.Unlock()
 		}
 	}
-	r.swap(snap, func(st *Status) {
+	r.install(snap, sum, func(st *Status) {
 		st.ETag = doc.ETag
 		st.FromCache = false
 		st.FetchedAt = now
+		st.LastSuccess = now
 	})
 	r.log.Info("policy loaded", "revision", snap.Revision(), "etag", doc.ETag,
 		"resources", snap.Counts().Resources, "roles", snap.Counts().Roles,
@@ -211,24 +281,46 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 	return nil
 }
 
-func (r *Refresher) swap(snap *pdp.Snapshot, update func(*Status)) {
+// install serves snap and records it.
+func (r *Refresher) install(snap *pdp.Snapshot, sum [sha256.Size]byte, update func(*Status)) {
 	r.cfg.Engine.Swap(snap)
 	r.mu.Lock()
+	r.served, r.contentSum = snap, sum
 	r.status.Loaded = true
+	r.status.Withheld = false
 	r.status.Revision = snap.Revision()
 	r.status.Counts = snap.Counts()
 	r.status.LoadedAt = r.cfg.Now()
 	r.status.LastError = ""
+	r.status.ConsecutiveFailures = 0
+	r.retryAfter = 0
 	update(&r.status)
 	r.mu.Unlock()
-	if r.cfg.OnLoad != nil {
-		r.cfg.OnLoad(snap)
-	}
+	r.cfg.OnChange()
 }
 
-func (r *Refresher) fail(err error) error {
+// confirm records that the upstream still holds the served document.
+func (r *Refresher) confirm(now time.Time, etag string) {
+	r.mu.Lock()
+	r.status.ETag = etag
+	r.status.FetchedAt = now
+	r.status.LastSuccess = now
+	r.status.FromCache = false // the source confirmed what the cache held
+	r.status.LastError = ""
+	r.status.ConsecutiveFailures = 0
+	r.retryAfter = 0
+	r.mu.Unlock()
+}
+
+func (r *Refresher) fail(now time.Time, err error) error {
 	r.mu.Lock()
 	r.status.LastError = err.Error()
+	r.status.LastErrorAt = now
+	r.status.ConsecutiveFailures++
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		r.retryAfter = ra.Wait
+	}
 	loaded := r.status.Loaded
 	r.mu.Unlock()
 	if loaded {
@@ -237,6 +329,31 @@ func (r *Refresher) fail(err error) error {
 		r.log.Error("policy refresh failed and no policy is loaded; decisions answer UNAVAILABLE", "error", err)
 	}
 	return err
+}
+
+// checkStale withholds a stale policy (FailWhenStale) or restores a withheld
+// one once fresh again.
+func (r *Refresher) checkStale() {
+	if !r.cfg.FailWhenStale {
+		return
+	}
+	r.mu.Lock()
+	stale := r.staleLocked(r.cfg.Now())
+	changed := stale != r.status.Withheld
+	r.status.Withheld = stale
+	served := r.served
+	r.mu.Unlock()
+	if !changed {
+		return
+	}
+	if stale {
+		r.cfg.Engine.Swap(nil)
+		r.log.Error("policy is older than max_stale; withholding it: decisions answer UNAVAILABLE until the upstream is reached", "max_stale", r.cfg.MaxStale)
+	} else {
+		r.cfg.Engine.Swap(served)
+		r.log.Info("policy is fresh again; serving it")
+	}
+	r.cfg.OnChange()
 }
 
 func (r *Refresher) retryUnsaved() {
@@ -266,11 +383,12 @@ func (r *Refresher) Trigger() {
 	}
 }
 
-// Run refreshes at once, then every Interval (with jitter) and on Trigger,
-// until ctx is done. Refresh failures are logged and recorded, never fatal.
+// Run refreshes at once, then every Interval (with jitter), sooner with
+// backoff after failures, and on Trigger, until ctx is done. Failures are
+// logged and recorded, never fatal.
 func (r *Refresher) Run(ctx context.Context) error {
 	_ = r.RefreshOnce(ctx)
-	t := time.NewTimer(r.nextDelay())
+	t := time.NewTimer(r.NextDelay())
 	defer t.Stop()
 	for {
 		select {
@@ -280,14 +398,40 @@ func (r *Refresher) Run(ctx context.Context) error {
 		case <-r.trigger:
 		}
 		_ = r.RefreshOnce(ctx)
-		t.Reset(r.nextDelay())
+		t.Reset(r.NextDelay())
 	}
 }
 
-func (r *Refresher) nextDelay() time.Duration {
+// NextDelay is how long Run waits before the next refresh: the interval with
+// jitter after a success; after failures, BackoffBase doubled per
+// consecutive failure up to BackoffMax (or longer when the upstream asked
+// with Retry-After, up to an hour), with jitter. With FailWhenStale it never
+// sleeps past the moment the policy turns stale, so that it is withheld on
+// time.
+func (r *Refresher) NextDelay() time.Duration {
+	r.mu.Lock()
+	failures, retryAfter := r.status.ConsecutiveFailures, r.retryAfter
+	staleIn := time.Duration(-1)
+	if r.cfg.FailWhenStale && r.served != nil && !r.status.Withheld {
+		staleIn = r.cfg.MaxStale - r.cfg.Now().Sub(r.status.LastSuccess)
+	}
+	r.mu.Unlock()
+
 	d := r.cfg.Interval
+	if failures > 0 {
+		d = r.cfg.BackoffMax
+		if failures <= 30 {
+			d = min(r.cfg.BackoffBase<<(failures-1), r.cfg.BackoffMax)
+		}
+		if retryAfter > d {
+			d = min(retryAfter, time.Hour)
+		}
+	}
 	if r.cfg.Jitter > 0 {
 		d += time.Duration((rand.Float64()*2 - 1) * r.cfg.Jitter * float64(d))
 	}
-	return d
+	if staleIn >= 0 && staleIn < d {
+		d = staleIn + time.Millisecond
+	}
+	return max(d, time.Millisecond)
 }

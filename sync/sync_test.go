@@ -81,7 +81,7 @@ func (r *rig) refresher(t *testing.T) *policysync.Refresher {
 		Cache:    r.cache,
 		Interval: 5 * time.Second,
 		Jitter:   -1,
-		OnLoad:   func(*pdp.Snapshot) { r.loads++ },
+		OnChange: func() { r.loads++ },
 	})
 	if err != nil {
 		t.Fatal(err)

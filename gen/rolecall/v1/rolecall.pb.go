@@ -740,7 +740,18 @@ type GetPolicyStatusResponse struct {
 	// The version tag the source gave the policy (a content hash for files).
 	Etag string `protobuf:"bytes,12,opt,name=etag" json:"etag,omitempty"`
 	// The token issuers and their keys, in configuration order.
-	Issuers       []*IssuerStatus `protobuf:"bytes,13,rep,name=issuers" json:"issuers,omitempty"`
+	Issuers []*IssuerStatus `protobuf:"bytes,13,rep,name=issuers" json:"issuers,omitempty"`
+	// When the upstream last answered with a valid policy or confirmed the
+	// one held; for a policy from the cache, when it was fetched.
+	LastSuccess *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_success,json=lastSuccess" json:"last_success,omitempty"`
+	// Refreshes that failed in a row since the last success.
+	ConsecutiveFailures int32 `protobuf:"varint,15,opt,name=consecutive_failures,json=consecutiveFailures" json:"consecutive_failures,omitempty"`
+	// The last success is older than the configured max_stale.
+	Stale bool `protobuf:"varint,16,opt,name=stale" json:"stale,omitempty"`
+	// The stale policy is withheld (--on-stale fail): Check answers
+	// UNAVAILABLE until the upstream is reached.
+	Withheld      bool                   `protobuf:"varint,17,opt,name=withheld" json:"withheld,omitempty"`
+	LastErrorAt   *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=last_error_at,json=lastErrorAt" json:"last_error_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -862,6 +873,41 @@ func (x *GetPolicyStatusResponse) GetEtag() string {
 func (x *GetPolicyStatusResponse) GetIssuers() []*IssuerStatus {
 	if x != nil {
 		return x.Issuers
+	}
+	return nil
+}
+
+func (x *GetPolicyStatusResponse) GetLastSuccess() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccess
+	}
+	return nil
+}
+
+func (x *GetPolicyStatusResponse) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *GetPolicyStatusResponse) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *GetPolicyStatusResponse) GetWithheld() bool {
+	if x != nil {
+		return x.Withheld
+	}
+	return false
+}
+
+func (x *GetPolicyStatusResponse) GetLastErrorAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorAt
 	}
 	return nil
 }
@@ -1336,7 +1382,7 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12'\n" +
 	"\x0fpolicy_revision\x18\x03 \x01(\tR\x0epolicyRevision\x12+\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x13.rolecall.v1.ReasonR\x06reason\"\x18\n" +
-	"\x16GetPolicyStatusRequest\"\xd6\x03\n" +
+	"\x16GetPolicyStatusRequest\"\xba\x05\n" +
 	"\x17GetPolicyStatusResponse\x12\x16\n" +
 	"\x06loaded\x18\x01 \x01(\bR\x06loaded\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x16\n" +
@@ -1354,7 +1400,12 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	" \x01(\x05R\rorganizations\x12\x1a\n" +
 	"\bsubjects\x18\v \x01(\x05R\bsubjects\x12\x12\n" +
 	"\x04etag\x18\f \x01(\tR\x04etag\x123\n" +
-	"\aissuers\x18\r \x03(\v2\x19.rolecall.v1.IssuerStatusR\aissuers\"\xb3\x01\n" +
+	"\aissuers\x18\r \x03(\v2\x19.rolecall.v1.IssuerStatusR\aissuers\x12=\n" +
+	"\flast_success\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vlastSuccess\x121\n" +
+	"\x14consecutive_failures\x18\x0f \x01(\x05R\x13consecutiveFailures\x12\x14\n" +
+	"\x05stale\x18\x10 \x01(\bR\x05stale\x12\x1a\n" +
+	"\bwithheld\x18\x11 \x01(\bR\bwithheld\x12>\n" +
+	"\rlast_error_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\"\xb3\x01\n" +
 	"\fIssuerStatus\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\x05R\x04keys\x129\n" +
@@ -1475,29 +1526,31 @@ var file_rolecall_v1_rolecall_proto_depIdxs = []int32{
 	17, // 5: rolecall.v1.GetPolicyStatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
 	17, // 6: rolecall.v1.GetPolicyStatusResponse.fetched_at:type_name -> google.protobuf.Timestamp
 	12, // 7: rolecall.v1.GetPolicyStatusResponse.issuers:type_name -> rolecall.v1.IssuerStatus
-	17, // 8: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
-	14, // 9: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
-	2,  // 10: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
-	17, // 11: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 12: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
-	1,  // 13: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
-	15, // 14: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
-	4,  // 15: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
-	3,  // 16: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
-	5,  // 17: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
-	7,  // 18: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
-	10, // 19: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
-	13, // 20: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
-	4,  // 21: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
-	6,  // 22: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
-	9,  // 23: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
-	11, // 24: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
-	16, // 25: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	17, // 8: rolecall.v1.GetPolicyStatusResponse.last_success:type_name -> google.protobuf.Timestamp
+	17, // 9: rolecall.v1.GetPolicyStatusResponse.last_error_at:type_name -> google.protobuf.Timestamp
+	17, // 10: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
+	14, // 11: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
+	2,  // 12: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
+	17, // 13: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 14: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
+	1,  // 15: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
+	15, // 16: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
+	4,  // 17: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
+	3,  // 18: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
+	5,  // 19: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
+	7,  // 20: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
+	10, // 21: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
+	13, // 22: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
+	4,  // 23: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
+	6,  // 24: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
+	9,  // 25: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
+	11, // 26: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
+	16, // 27: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_rolecall_v1_rolecall_proto_init() }

@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+)
+
+// Refresher is what the admin endpoints need of the policy refresher.
+type Refresher interface {
+	StatusSource
+	RefreshOnce(ctx context.Context) error
+	Trigger()
+}
+
+// AdminOptions configures the admin HTTP handler.
+type AdminOptions struct {
+	// Refresher answers POST /v1/refresh and webhook triggers. Required.
+	Refresher Refresher
+	// LogtoWebhookKey is the signing key of Logto webhooks; without it the
+	// webhook endpoint answers 404.
+	LogtoWebhookKey []byte
+	// RefreshTimeout bounds POST /v1/refresh. Default 60 s.
+	RefreshTimeout time.Duration
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// maxWebhookBytes bounds a webhook body; Logto's events are a few KiB.
+const maxWebhookBytes = 1 << 20
+
+// AdminHandler serves the admin endpoints, meant for loopback:
+//
+//	GET  /healthz              the process is alive
+//	GET  /readyz               200 when a policy is served and every issuer has keys; 503 with the reason
+//	GET  /v1/status            the policy and issuer status as JSON (GetPolicyStatus)
+//	POST /v1/refresh           refresh the policy now; 200 with the status, 502 with the error
+//	POST /v1/webhooks/logto    a signed Logto webhook: permission-relevant events trigger a refresh
+func (s *Server) AdminHandler(opts AdminOptions) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RefreshTimeout == 0 {
+		opts.RefreshTimeout = 60 * time.Second
+	}
+	a := &admin{srv: s, opts: opts, svc: NewService(s.engine, opts.Refresher, s.tokens, opts.Logger)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("POST /v1/refresh", a.refresh)
+	mux.HandleFunc("POST /v1/webhooks/logto", a.logtoWebhook)
+	return mux
+}
+
+type admin struct {
+	srv  *Server
+	opts AdminOptions
+	svc  *Service
+}
+
+// Readiness reports whether the server is ready and, when it is not or when
+// its policy is stale, why.
+func (s *Server) Readiness(st StatusSource) (bool, string) {
+	stale := false
+	if st != nil {
+		status := st.Status()
+		if status.Withheld {
+			return false, "the policy is older than max_stale and withheld"
+		}
+		stale = status.Stale
+	}
+	if s.engine.Snapshot() == nil {
+		return false, "no policy loaded yet"
+	}
+	if s.tokens != nil {
+		if ok, why := s.tokens.Ready(); !ok {
+			return false, why
+		}
+	}
+	if stale {
+		return true, "serving a stale policy: its last successful refresh is older than max_stale"
+	}
+	return true, ""
+}
+
+func (a *admin) readyz(w http.ResponseWriter, _ *http.Request) {
+	ok, why := a.srv.Readiness(a.opts.Refresher)
+	switch {
+	case !ok:
+		writeText(w, http.StatusServiceUnavailable, "not ready: "+why)
+	case why != "":
+		writeText(w, http.StatusOK, "ready; "+why)
+	default:
+		writeText(w, http.StatusOK, "ready")
+	}
+}
+
+func (a *admin) status(w http.ResponseWriter, r *http.Request) {
+	a.writeStatus(w, r.Context(), http.StatusOK)
+}
+
+func (a *admin) writeStatus(w http.ResponseWriter, ctx context.Context, code int) {
+	st, err := a.svc.GetPolicyStatus(ctx, &rolecallv1.GetPolicyStatusRequest{})
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+		return
+	}
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}.Marshal(st)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (a *admin) refresh(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RefreshTimeout)
+	defer cancel()
+	if err := a.opts.Refresher.RefreshOnce(ctx); err != nil {
+		// The refresher's errors name what failed, never credentials.
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		return
+	}
+	a.writeStatus(w, r.Context(), http.StatusOK)
+}
+
+// logtoWebhook verifies a Logto webhook (logto-signature-sha-256: the hex
+// HMAC-SHA256 of the raw body under the signing key) and triggers a refresh
+// for events that can change permissions. Logto sends no event when a role
+// is assigned, so the periodic refresh stays the source of truth; webhooks
+// only make changes arrive sooner. A replayed body can at most cause one
+// more refresh.
+func (a *admin) logtoWebhook(w http.ResponseWriter, r *http.Request) {
+	if len(a.opts.LogtoWebhookKey) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body over 1 MiB"})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unreadable body"})
+		return
+	}
+	if !validLogtoSignature(a.opts.LogtoWebhookKey, body, r.Header.Get("logto-signature-sha-256")) {
+		a.opts.Logger.Warn("Logto webhook refused: missing or wrong signature", "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong logto-signature-sha-256"})
+		return
+	}
+	var ev struct {
+		Event string `json:"event"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil || ev.Event == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "not a Logto webhook event"})
+		return
+	}
+	if !permissionEvent(ev.Event) {
+		writeJSON(w, http.StatusOK, map[string]any{"event": ev.Event, "refresh": false})
+		return
+	}
+	a.opts.Logger.Info("Logto webhook: refreshing the policy", "event", ev.Event)
+	a.opts.Refresher.Trigger()
+	writeJSON(w, http.StatusAccepted, map[string]any{"event": ev.Event, "refresh": true})
+}
+
+func validLogtoSignature(key, body []byte, header string) bool {
+	got, err := hex.DecodeString(strings.TrimSpace(header))
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// permissionEvent reports whether a Logto event can change what the policy
+// grants.
+func permissionEvent(event string) bool {
+	for _, prefix := range []string{"Role.", "Scope.", "OrganizationRole.", "OrganizationScope."} {
+		if strings.HasPrefix(event, prefix) {
+			return true
+		}
+	}
+	switch event {
+	case "Organization.Membership.Updated", "Organization.Deleted", "User.Deleted":
+		return true
+	}
+	return false
+}
+
+func writeText(w http.ResponseWriter, code int, text string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, text+"\n")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
