@@ -5,8 +5,8 @@ package server
 
 import (
 	"context"
-	"time"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

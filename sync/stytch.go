@@ -68,10 +68,10 @@ type StytchConfig struct {
 }
 
 const (
-	stytchPolicyPath      = "/v1/b2b/rbac/policy"
-	stytchTestBaseURL     = "https://test.stytch.com"
-	stytchLiveBaseURL     = "https://api.stytch.com"
-	stytchDefaultTimeout  = 30 * time.Second
+	stytchPolicyPath     = "/v1/b2b/rbac/policy"
+	stytchTestBaseURL    = "https://test.stytch.com"
+	stytchLiveBaseURL    = "https://api.stytch.com"
+	stytchDefaultTimeout = 30 * time.Second
 	// stytchScopeRolePrefix names the role a scope becomes.
 	stytchScopeRolePrefix = "scope:"
 	// stytchMaxErrorBody bounds what is read of a non-200 response.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -61,21 +60,7 @@ can mint tokens, so it refuses to listen beyond loopback.
 	fmt.Fprintf(sio.err, "rolecall dev-issuer: NOT FOR PRODUCTION. Issuer %s (%s, key %s); key set at http://%s/jwks\n",
 		*iss, di.Algorithm(), di.KeyID(), l.Addr())
 
-	srv := &http.Server{Handler: di.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}
+	return serveHTTP(ctx, &http.Server{Handler: di.Handler(), ReadHeaderTimeout: 5 * time.Second}, l, 5*time.Second)
 }
 
 func devIssuerToken(ctx context.Context, args []string, sio stdio) error {

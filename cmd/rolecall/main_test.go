@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,7 +270,7 @@ func TestServeWarmStartFromCache(t *testing.T) {
 func TestServeBecomesReadyWhenPolicyAppears(t *testing.T) {
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
-	d := startServe(t, dir, "--policy", policy, "--poll-interval", "50ms")
+	d := startServe(t, dir, "--policy", policy, "--refresh-interval", "50ms")
 	defer d.stop()
 	d.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
 	code, _, errOut := runCmd(t, "check", "--unix-socket", d.sock, "--subject", "alice", "--resource", "r", "--action", "a")
@@ -303,7 +304,7 @@ func TestServeBecomesReadyWhenPolicyAppears(t *testing.T) {
 func TestServeReloadsOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	policy := copyBookstore(t, dir)
-	d := startServe(t, dir, "--policy", policy, "--poll-interval", "1h")
+	d := startServe(t, dir, "--policy", policy, "--refresh-interval", "1h")
 	defer d.stop()
 	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
@@ -379,4 +380,17 @@ func TestValidateTokenLocally(t *testing.T) {
 	if code != 1 || !strings.Contains(out.String(), "check:      denied: NO_PERMISSION") {
 		t.Errorf("check in globex: exit %d\n%s", code, out.String())
 	}
+}
+
+// TestMain fails the run when a test left a cache file in the package
+// directory: every serve in these tests must keep its cache in a temporary
+// directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if _, err := os.Stat("rolecall.db"); err == nil {
+		fmt.Fprintln(os.Stderr, "a test left rolecall.db in cmd/rolecall; give every serve a --cache in t.TempDir()")
+		_ = os.Remove("rolecall.db")
+		code = 1
+	}
+	os.Exit(code)
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,31 +23,42 @@ import (
 	"github.com/rolecall/rolecall/token"
 )
 
-const defaultAddr = "127.0.0.1:50051"
+const (
+	defaultAddr      = "127.0.0.1:50051"
+	defaultAdminAddr = "127.0.0.1:50052"
+)
 
 func serve(ctx context.Context, args []string, sio stdio) error {
-	fs := newFlags("serve", "serve --policy FILE [flags]",
+	fs := newFlags("serve", "serve (--policy FILE | --upstream URL) [flags]",
 		`Serve decisions over gRPC (rolecall.v1.PolicyDecisionService, grpc.health.v1,
-reflection) from the policy in FILE, on TCP and/or a Unix socket.
+reflection) on TCP and/or a Unix socket, from a policy kept fresh from its
+upstream: a file (re-read when it changes), an HTTP(S) URL (If-None-Match), a
+Stytch project (its RBAC policy) or a Logto tenant (its Management API).
 
-The policy file is re-read when it changes (polled) and on SIGHUP; an invalid
-edit is logged with every problem and the last good policy keeps serving.
 Every accepted policy is stored in the cache file first, so after a restart the
-cached policy answers at once, even when FILE is missing or invalid. Health is
-NOT_SERVING and Check answers UNAVAILABLE until a policy is loaded.
+cached policy answers at once, even when the upstream is down. A document that
+fails validation is logged with every problem and never served; the last good
+policy keeps serving. Health is NOT_SERVING and Check answers UNAVAILABLE until
+a policy is loaded. SIGHUP, POST /v1/refresh on the admin listener and signed
+Logto webhooks refresh at once.
 
 With token issuers (--issuers FILE, or --issuer with its --jwks-url, --audience
 and --profile), ValidateToken checks JWT access tokens against their key sets,
 which are cached too; health also waits until every issuer has keys.`,
 		`  rolecall serve --policy examples/bookstore.yaml
-  rolecall serve --policy /etc/rolecall/policy.yaml --grpc-addr "" --unix-socket /run/rolecall/rolecall.sock
-  rolecall serve --policy examples/bookstore.yaml --issuer https://tenant.logto.app/oidc --profile logto --audience https://api.store.io/orders`,
+  rolecall serve --upstream https://policy.internal/rolecall.json --upstream-bearer-token-file /var/run/secrets/policy-token
+  ROLECALL_STYTCH_SECRET=... rolecall serve --upstream stytch://project-live-... --issuers issuers.yaml
+  rolecall serve --policy /etc/rolecall/policy.yaml --grpc-addr "" --unix-socket /run/rolecall/rolecall.sock`,
 		sio.err)
-	policyPath := fs.String("policy", "", "policy `FILE` (YAML or JSON); required")
+	var up upstreamFlags
+	up.register(fs)
 	grpcAddr := fs.String("grpc-addr", defaultAddr, "TCP `address` for gRPC; empty to disable TCP")
 	unixSocket := fs.String("unix-socket", "", "also serve gRPC on a Unix socket at `PATH` (created 0660)")
-	cachePath := fs.String("cache", "rolecall.db", "bbolt cache `file` holding the last accepted policy")
-	poll := fs.Duration("poll-interval", 5*time.Second, "how often to check the policy file for changes")
+	adminAddr := fs.String("admin-addr", defaultAdminAddr, "HTTP `address` of the admin endpoints (/healthz, /readyz, /v1/status, /v1/refresh, webhooks); empty to disable")
+	cachePath := fs.String("cache", "rolecall.db", "bbolt cache `file` holding the last accepted policy and key sets")
+	maxStale := fs.Duration("max-stale", 0, "how old the last successful refresh may be before the policy is stale (0: never)")
+	onStale := fs.String("on-stale", "serve", "what a stale policy does: serve (and say so in status and readiness) or fail (Check answers UNAVAILABLE)")
+	webhookKeyFile := fs.String("logto-webhook-key-file", "", "`file` holding the Logto webhook signing key (default: $"+envWebhookSecret+"); enables POST /v1/webhooks/logto")
 	grace := fs.Duration("grace-period", 10*time.Second, "how long in-flight calls may finish at shutdown")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -53,29 +67,49 @@ which are cached too; health also waits until every issuer has keys.`,
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+
 	var problems []string
-	if *policyPath == "" {
-		problems = append(problems, "--policy is required")
+	problem := func(err error) {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
+	upstream, defaultInterval, err := up.build()
+	problem(err)
 	if *grpcAddr == "" && *unixSocket == "" {
-		problems = append(problems, "set --grpc-addr, --unix-socket or both")
+		problem(errors.New("set --grpc-addr, --unix-socket or both"))
 	}
-	if *poll <= 0 {
-		problems = append(problems, "--poll-interval must be positive")
+	if up.refresh < 0 {
+		problem(errors.New("--refresh-interval must be positive"))
+	}
+	if *onStale != "serve" && *onStale != "fail" {
+		problem(fmt.Errorf("--on-stale %q: want serve or fail", *onStale))
+	} else if *onStale == "fail" && *maxStale <= 0 {
+		problem(errors.New("--on-stale fail needs --max-stale"))
 	}
 	log, err := newLogger(sio.err, *logLevel, *logFormat)
-	if err != nil {
-		problems = append(problems, err.Error())
-	}
+	problem(err)
 	if fs.NArg() > 0 {
-		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+		problem(fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
 	issuerCfgs, err := issuers.configs()
-	if err != nil {
-		problems = append(problems, err.Error())
+	problem(err)
+	if len(issuerCfgs) > 0 {
+		issuerCfgs, err = token.ValidateConfigs(issuerCfgs)
+		problem(err)
+	}
+	var webhookKey []byte
+	if *webhookKeyFile != "" || os.Getenv(envWebhookSecret) != "" {
+		key, err := policysync.ReadSecret(*webhookKeyFile, envWebhookSecret)
+		problem(err)
+		webhookKey = []byte(key)
 	}
 	if len(problems) > 0 {
 		return usageError("%s", strings.Join(problems, "; "))
+	}
+	interval := up.refresh
+	if interval == 0 {
+		interval = defaultInterval
 	}
 
 	db, err := cache.Open(*cachePath, cache.Options{Logger: log})
@@ -91,12 +125,14 @@ which are cached too; health also waits until every issuer has keys.`,
 	engine := &pdp.Engine{}
 	var srv *server.Server
 	ref, err := policysync.New(policysync.Config{
-		Upstream: policysync.NewFile(*policyPath),
-		Engine:   engine,
-		Cache:    db,
-		Interval: *poll,
-		Logger:   log,
-		OnLoad:   func(*pdp.Snapshot) { srv.UpdateHealth() },
+		Upstream:      upstream,
+		Engine:        engine,
+		Cache:         db,
+		Interval:      interval,
+		MaxStale:      *maxStale,
+		FailWhenStale: *onStale == "fail",
+		Logger:        log,
+		OnChange:      func() { srv.UpdateHealth() },
 	})
 	if err != nil {
 		return err
@@ -109,6 +145,8 @@ which are cached too; health also waits until every issuer has keys.`,
 		}
 	}
 	srv = server.New(engine, server.Options{Status: ref, Tokens: tokens, Logger: log, GracePeriod: *grace})
+	// Serve what the cache holds before the upstream is asked, so that a
+	// restart answers at once even when the upstream is down or slow.
 	if _, err := ref.WarmStart(); err != nil {
 		log.Warn("cached policy not used", "error", err)
 	}
@@ -123,6 +161,26 @@ which are cached too; health also waits until every issuer has keys.`,
 	for _, l := range listeners {
 		log.Info("serving gRPC", "network", l.Addr().Network(), "address", l.Addr().String())
 	}
+	var adminSrv *http.Server
+	var adminListener net.Listener
+	if *adminAddr != "" {
+		l, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			for _, gl := range listeners {
+				_ = gl.Close()
+			}
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		if host, _, _ := net.SplitHostPort(l.Addr().String()); !net.ParseIP(host).IsLoopback() {
+			log.Warn("the admin endpoints listen beyond loopback; anyone who reaches them can read status and trigger refreshes", "address", l.Addr().String())
+		}
+		adminSrv = &http.Server{
+			Handler:           srv.AdminHandler(server.AdminOptions{Refresher: ref, LogtoWebhookKey: webhookKey, Logger: log}),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		log.Info("serving admin HTTP", "address", l.Addr().String())
+		adminListener = l
+	}
 
 	// Registered before anything is served, so that a SIGHUP sent once the
 	// server answers is never the default action (exit).
@@ -135,6 +193,9 @@ which are cached too; health also waits until every issuer has keys.`,
 	g.Go(func() error { return ref.Run(gctx) })
 	if tokens != nil {
 		g.Go(func() error { return tokens.Run(gctx) })
+	}
+	if adminSrv != nil {
+		g.Go(func() error { return serveHTTP(gctx, adminSrv, adminListener, *grace) })
 	}
 	g.Go(func() error {
 		for {
@@ -150,6 +211,24 @@ which are cached too; health also waits until every issuer has keys.`,
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// serveHTTP serves h on l until ctx ends, then shuts it down gracefully.
+func serveHTTP(ctx context.Context, h *http.Server, l net.Listener, grace time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- h.Serve(l) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		_ = h.Shutdown(shutdown)
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
