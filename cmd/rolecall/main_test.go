@@ -3,11 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -393,4 +400,112 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	os.Exit(code)
+}
+
+func TestServeFromHTTPUpstreamWithAdmin(t *testing.T) {
+	data, err := os.ReadFile(bookstore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc atomic.Pointer[string]
+	first := string(data)
+	doc.Store(&first)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := *doc.Load()
+		etag := fmt.Sprintf(`"%x"`, sha256.Sum256([]byte(body)))
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer up.Close()
+
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "webhook-key")
+	if err := os.WriteFile(keyFile, []byte("logto-signing-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := freeAddr(t)
+	d := startServe(t, dir, "--upstream", up.URL+"/bookstore.yaml", "--admin-addr", admin, "--logto-webhook-key-file", keyFile, "--refresh-interval", "1h")
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	base := "http://" + admin
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Errorf("readyz: %d %q", code, body)
+	}
+	if code, body := get("/v1/status"); code != http.StatusOK || !strings.Contains(body, `"revision":"bookstore-2026-11-20.1"`) || !strings.Contains(body, `"source":"`+up.URL+`/bookstore.yaml"`) {
+		t.Errorf("status: %d %s", code, body)
+	}
+
+	// An edit upstream arrives at once through a signed webhook.
+	edited := strings.Replace(first, "bookstore-2026-11-20.1", "bookstore-2026-11-21.1", 1)
+	doc.Store(&edited)
+	event := []byte(`{"event": "Role.Scopes.Updated"}`)
+	mac := hmac.New(sha256.New, []byte("logto-signing-key"))
+	mac.Write(event)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/webhooks/logto", bytes.NewReader(event))
+	req.Header.Set("logto-signature-sha-256", hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.status(t).GetRevision() != "bookstore-2026-11-21.1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook did not refresh; status %v", d.status(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// POST /v1/refresh refreshes synchronously.
+	third := strings.Replace(first, "bookstore-2026-11-20.1", "bookstore-2026-11-22.1", 1)
+	doc.Store(&third)
+	resp, err = http.Post(base+"/v1/refresh", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "bookstore-2026-11-22.1") {
+		t.Errorf("refresh: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestServeUpstreamUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--policy", bookstore, "--upstream", "https://x"}, "use --policy or --upstream, not both"},
+		{[]string{"--upstream", "ftp://x"}, `unknown scheme "ftp"`},
+		{[]string{"--policy", bookstore, "--on-stale", "fail"}, "--on-stale fail needs --max-stale"},
+		{[]string{"--policy", bookstore, "--on-stale", "panic", "--max-stale", "1h"}, `--on-stale "panic"`},
+		{[]string{"--upstream", "stytch://project-test-1"}, "ROLECALL_STYTCH_SECRET is empty (set it, or name --stytch-secret-file)"},
+		{[]string{"--upstream", "logto://tenant.logto.app", "--logto-app-secret-file", "/nonexistent/secret"}, "/nonexistent/secret"},
+		{[]string{"--upstream", "https://x/p.json", "--upstream-bearer-token-env", "A", "--upstream-basic-user", "u"}, "not both"},
+	}
+	for _, tt := range tests {
+		t.Setenv(envStytchSecret, "")
+		code, _, errOut := runCmd(t, append([]string{"serve", "--cache", filepath.Join(t.TempDir(), "c.db")}, tt.args...)...)
+		if code != 2 || !strings.Contains(errOut, tt.msg) {
+			t.Errorf("serve %v: exit %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.msg)
+		}
+	}
 }
