@@ -80,12 +80,6 @@ func newFakeUpstream(t *testing.T, body string) *fakeUpstream {
 	return f
 }
 
-func (f *fakeUpstream) set(body, etag string) {
-	f.mu.Lock()
-	f.body, f.etag = body, etag
-	f.mu.Unlock()
-}
-
 func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	f.hits.Add(1)
 	f.mu.Lock()
