@@ -136,7 +136,7 @@ func TestHelpShowsAnExample(t *testing.T) {
 
 func TestServeUsageErrors(t *testing.T) {
 	code, _, errOut := runCmd(t, "serve", "--grpc-addr", "", "--log-level", "loud")
-	for _, want := range []string{"--policy is required", "set --grpc-addr, --unix-socket or both", `--log-level "loud"`} {
+	for _, want := range []string{"--policy FILE or --upstream URL is required", "set --grpc-addr, --unix-socket or both", `--log-level "loud"`} {
 		if code != 2 || !strings.Contains(errOut, want) {
 			t.Errorf("serve with bad flags: exit %d, stderr %q; want it to say %q", code, errOut, want)
 		}
