@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,12 +11,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/metrics"
 )
 
 // Refresher is what the admin endpoints need of the policy refresher.
@@ -34,6 +38,12 @@ type AdminOptions struct {
 	LogtoWebhookKey []byte
 	// RefreshTimeout bounds POST /v1/refresh. Default 60 s.
 	RefreshTimeout time.Duration
+	// Gatherer, when set, is served on /metrics.
+	Gatherer prometheus.Gatherer
+	// Pprof serves /debug/pprof; off by default.
+	Pprof bool
+	// LogLevel, when set, is read by GET and set by PUT /v1/loglevel.
+	LogLevel *slog.LevelVar
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 }
@@ -48,6 +58,9 @@ const maxWebhookBytes = 1 << 20
 //	GET  /v1/status            the policy and issuer status as JSON (GetPolicyStatus)
 //	POST /v1/refresh           refresh the policy now; 200 with the status, 502 with the error
 //	POST /v1/webhooks/logto    a signed Logto webhook: permission-relevant events trigger a refresh
+//	GET  /metrics              Prometheus metrics (with a Gatherer)
+//	GET, PUT /v1/loglevel      the log level, changeable at run time (with a LogLevel)
+//	GET  /debug/pprof/...      profiles (only with Pprof)
 func (s *Server) AdminHandler(opts AdminOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -62,6 +75,22 @@ func (s *Server) AdminHandler(opts AdminOptions) http.Handler {
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("POST /v1/refresh", a.refresh)
 	mux.HandleFunc("POST /v1/webhooks/logto", a.logtoWebhook)
+	if opts.Gatherer != nil {
+		mux.Handle("GET /metrics", metrics.Handler(opts.Gatherer))
+	}
+	if opts.LogLevel != nil {
+		mux.HandleFunc("GET /v1/loglevel", func(w http.ResponseWriter, _ *http.Request) {
+			writeText(w, http.StatusOK, opts.LogLevel.Level().String())
+		})
+		mux.HandleFunc("PUT /v1/loglevel", a.setLogLevel)
+	}
+	if opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
@@ -216,4 +245,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// setLogLevel sets the log level from the body: debug, info, warn or error.
+func (a *admin) setLogLevel(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64))
+	var lv slog.Level
+	if err != nil || lv.UnmarshalText(bytes.TrimSpace(body)) != nil {
+		writeText(w, http.StatusBadRequest, "want debug, info, warn or error")
+		return
+	}
+	old := a.opts.LogLevel.Level()
+	a.opts.LogLevel.Set(lv)
+	a.opts.Logger.Info("log level changed", "from", old.String(), "to", lv.String())
+	writeText(w, http.StatusOK, lv.String())
 }

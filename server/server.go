@@ -12,10 +12,12 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/token"
 )
@@ -32,6 +34,16 @@ type Options struct {
 	// GracePeriod is how long Serve waits for in-flight calls when its
 	// context ends before it cuts them off. Default 10 s.
 	GracePeriod time.Duration
+	// Metrics, when set, counts decisions and instruments every RPC.
+	Metrics *metrics.Metrics
+	// MaxRecvMsgBytes bounds a request. Default 4 MiB.
+	MaxRecvMsgBytes int
+	// MaxConcurrentStreams bounds the calls in flight on one connection.
+	// Default 1024.
+	MaxConcurrentStreams uint32
+	// KeepaliveMinTime is the shortest ping interval a client may use before
+	// it is disconnected. Default 10 s.
+	KeepaliveMinTime time.Duration
 }
 
 // Server is the gRPC server: the decision service, health and reflection.
@@ -57,11 +69,35 @@ func New(engine *pdp.Engine, opts Options) *Server {
 	if opts.GracePeriod == 0 {
 		opts.GracePeriod = 10 * time.Second
 	}
-	gs := grpc.NewServer()
-	rolecallv1.RegisterPolicyDecisionServiceServer(gs, NewService(engine, opts.Status, opts.Tokens, opts.Logger))
+	if opts.MaxRecvMsgBytes == 0 {
+		opts.MaxRecvMsgBytes = 4 << 20
+	}
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = 1024
+	}
+	if opts.KeepaliveMinTime == 0 {
+		opts.KeepaliveMinTime = 10 * time.Second
+	}
+	serverOpts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(opts.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepaliveMinTime, PermitWithoutStream: true}),
+	}
+	if opts.Metrics != nil {
+		serverOpts = append(serverOpts,
+			grpc.ChainUnaryInterceptor(opts.Metrics.GRPC().UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(opts.Metrics.GRPC().StreamServerInterceptor()))
+	}
+	gs := grpc.NewServer(serverOpts...)
+	svc := NewService(engine, opts.Status, opts.Tokens, opts.Logger)
+	svc.metrics = opts.Metrics
+	rolecallv1.RegisterPolicyDecisionServiceServer(gs, svc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
+	if opts.Metrics != nil {
+		opts.Metrics.GRPC().InitializeMetrics(gs)
+	}
 	s := &Server{grpc: gs, health: hs, engine: engine, tokens: opts.Tokens, log: opts.Logger, grace: opts.GracePeriod}
 	s.UpdateHealth()
 	return s

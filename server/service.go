@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
 	policysync "github.com/rolecall/rolecall/sync"
 	"github.com/rolecall/rolecall/token"
@@ -33,6 +34,8 @@ type Service struct {
 	status StatusSource
 	tokens *token.Validator // nil when no issuer is configured
 	log    *slog.Logger
+
+	metrics *metrics.Metrics // nil when not measured
 }
 
 var _ rolecallv1.PolicyDecisionServiceServer = (*Service)(nil)
@@ -48,10 +51,12 @@ func NewService(engine *pdp.Engine, status StatusSource, tokens *token.Validator
 }
 
 func (s *Service) Check(ctx context.Context, req *rolecallv1.CheckRequest) (*rolecallv1.CheckResponse, error) {
+	start := time.Now()
 	d, err := s.engine.Decide(query(req))
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
+	s.decided(d, start)
 	resp := &rolecallv1.CheckResponse{}
 	fillCheck(resp, d)
 	return resp, nil
@@ -78,7 +83,10 @@ func (s *Service) CheckBatch(ctx context.Context, req *rolecallv1.CheckBatchRequ
 	results := make([]rolecallv1.CheckResponse, len(checks))
 	resp := &rolecallv1.CheckBatchResponse{Results: make([]*rolecallv1.CheckResponse, len(checks))}
 	for i, c := range checks {
-		fillCheck(&results[i], snap.Decide(query(c)))
+		start := time.Now()
+		d := snap.Decide(query(c))
+		s.decided(d, start)
+		fillCheck(&results[i], d)
 		resp.Results[i] = &results[i]
 	}
 	return resp, nil
@@ -150,4 +158,11 @@ func optionalTime(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// decided records a decision made since start.
+func (s *Service) decided(d pdp.Decision, start time.Time) {
+	if s.metrics != nil {
+		s.metrics.ObserveDecision(d, time.Since(start))
+	}
 }

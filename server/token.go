@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,10 +50,12 @@ func (s *Service) ValidateToken(ctx context.Context, req *rolecallv1.ValidateTok
 	}
 	resp.Claims = claimsProto(res.Claims)
 	if check != nil {
+		start := time.Now()
 		d, err := s.authorize(res, check)
 		if err != nil {
 			return nil, s.toStatus(ctx, err)
 		}
+		s.decided(d, start)
 		resp.Authorization = &rolecallv1.CheckResponse{}
 		fillCheck(resp.Authorization, d)
 	}

@@ -77,6 +77,9 @@ type Status struct {
 	// Withheld is set when a stale policy is not served (FailWhenStale).
 	Withheld bool
 	Counts   pdp.Counts
+	// Cumulative refresh outcomes, for metrics: a new policy loaded, the
+	// upstream confirming the one held, and failures.
+	AttemptsLoaded, AttemptsNotModified, AttemptsFailed uint64
 }
 
 // Refresher fetches, validates, persists and swaps in policies. RefreshOnce is
@@ -275,6 +278,9 @@ func (r *Refresher) refresh(ctx context.Context) error {
 		st.FetchedAt = now
 		st.LastSuccess = now
 	})
+	r.mu.Lock()
+	r.status.AttemptsLoaded++
+	r.mu.Unlock()
 	r.log.Info("policy loaded", "revision", snap.Revision(), "etag", doc.ETag,
 		"resources", snap.Counts().Resources, "roles", snap.Counts().Roles,
 		"organizations", snap.Counts().Organizations, "subjects", snap.Counts().Subjects)
@@ -306,6 +312,7 @@ func (r *Refresher) confirm(now time.Time, etag string) {
 	r.status.FetchedAt = now
 	r.status.LastSuccess = now
 	r.status.FromCache = false // the source confirmed what the cache held
+	r.status.AttemptsNotModified++
 	r.status.LastError = ""
 	r.status.ConsecutiveFailures = 0
 	r.retryAfter = 0
@@ -317,6 +324,7 @@ func (r *Refresher) fail(now time.Time, err error) error {
 	r.status.LastError = err.Error()
 	r.status.LastErrorAt = now
 	r.status.ConsecutiveFailures++
+	r.status.AttemptsFailed++
 	var ra *RetryAfterError
 	if errors.As(err, &ra) {
 		r.retryAfter = ra.Wait

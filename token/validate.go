@@ -64,6 +64,12 @@ func fail(code Code, format string, args ...any) Result {
 // Validate checks token for req. It never returns an error: an invalid token
 // is a Result with Valid false, a Code and a detail.
 func (v *Validator) Validate(ctx context.Context, tok string, req Request) Result {
+	res := v.validate(ctx, tok, req)
+	v.results[res.Error].Add(1)
+	return res
+}
+
+func (v *Validator) validate(ctx context.Context, tok string, req Request) Result {
 	if len(tok) > MaxTokenBytes {
 		return fail(Malformed, "token is %d bytes; the limit is %d", len(tok), MaxTokenBytes)
 	}
@@ -71,8 +77,12 @@ func (v *Validator) Validate(ctx context.Context, tok string, req Request) Resul
 		return fail(Malformed, "token is empty")
 	}
 	now := v.now()
-	if e := v.verified.get(tok); e != nil {
-		return v.finish(e.issuer, e.claims, req, now)
+	if v.verified.enabled() {
+		if e := v.verified.get(tok); e != nil {
+			v.cacheHits.Add(1)
+			return v.finish(e.issuer, e.claims, req, now)
+		}
+		v.cacheMisses.Add(1)
 	}
 
 	parts := strings.Split(tok, ".")

@@ -76,6 +76,11 @@ type Validator struct {
 	refetch  time.Duration
 	verified *verifiedCache
 	onChange func()
+
+	// Cumulative counts for metrics, read by Stats.
+	results     [KeysUnavailable + 1]atomic.Uint64
+	cacheHits   atomic.Uint64
+	cacheMisses atomic.Uint64
 }
 
 // issuer is one configured issuer and its keys.
@@ -94,6 +99,8 @@ type issuer struct {
 	statusMu  gosync.Mutex
 	lastError string
 	fromCache bool
+
+	fetchesOK, fetchesFailed atomic.Uint64
 }
 
 // New checks the issuers' configuration (all problems at once) and returns a
@@ -247,12 +254,14 @@ func (v *Validator) fetchLocked(ctx context.Context, is *issuer) error {
 	is.statusMu.Lock()
 	defer is.statusMu.Unlock()
 	if err != nil {
+		is.fetchesFailed.Add(1)
 		// Retry a failed fetch sooner than a successful one, but not in a loop.
 		is.nextRefresh = now.Add(minKeyRefresh / 5)
 		is.lastError = err.Error()
 		v.log.Error("key set fetch failed; keeping the keys held", "issuer", is.cfg.Issuer, "error", err)
 		return fmt.Errorf("issuer %s: %w", is.cfg.Issuer, err)
 	}
+	is.fetchesOK.Add(1)
 	is.lastError = ""
 	is.fromCache = false
 	return nil
@@ -310,4 +319,33 @@ func (v *Validator) Ready() (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// Stats are cumulative counts since the Validator was made, for metrics.
+type Stats struct {
+	// Results counts validations by outcome, indexed by Code (OK = valid).
+	Results [KeysUnavailable + 1]uint64
+	// CacheHits and CacheMisses count verified-token cache lookups.
+	CacheHits, CacheMisses uint64
+	// Fetches counts key set fetches per issuer, in configuration order.
+	Fetches []IssuerFetches
+}
+
+// IssuerFetches counts one issuer's key set fetches.
+type IssuerFetches struct {
+	Issuer     string
+	OK, Failed uint64
+}
+
+// Stats returns the cumulative counts.
+func (v *Validator) Stats() Stats {
+	var st Stats
+	for i := range v.results {
+		st.Results[i] = v.results[i].Load()
+	}
+	st.CacheHits, st.CacheMisses = v.cacheHits.Load(), v.cacheMisses.Load()
+	for _, is := range v.ordered {
+		st.Fetches = append(st.Fetches, IssuerFetches{Issuer: is.cfg.Issuer, OK: is.fetchesOK.Load(), Failed: is.fetchesFailed.Load()})
+	}
+	return st
 }
