@@ -103,6 +103,9 @@ type admin struct {
 // Readiness reports whether the server is ready and, when it is not or when
 // its policy is stale, why.
 func (s *Server) Readiness(st StatusSource) (bool, string) {
+	if s.stopping.Load() {
+		return false, "shutting down"
+	}
 	stale := false
 	if st != nil {
 		status := st.Status()

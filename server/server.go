@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -54,6 +55,9 @@ type Server struct {
 	tokens *token.Validator
 	log    *slog.Logger
 	grace  time.Duration
+	// stopping is set when shutdown starts, so that readiness turns false at
+	// once, before in-flight calls have drained.
+	stopping atomic.Bool
 }
 
 // ServiceName is the health service name of the decision service.
@@ -106,7 +110,7 @@ func New(engine *pdp.Engine, opts Options) *Server {
 // Serving reports whether the server is ready: a policy is loaded and every
 // token issuer has keys.
 func (s *Server) Serving() bool {
-	if s.engine.Snapshot() == nil {
+	if s.stopping.Load() || s.engine.Snapshot() == nil {
 		return false
 	}
 	if s.tokens != nil {
@@ -154,6 +158,7 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 }
 
 func (s *Server) shutdown() {
+	s.stopping.Store(true)
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {

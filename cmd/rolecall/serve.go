@@ -112,6 +112,10 @@ which are cached too; health also waits until every issuer has keys.`,
 		interval = defaultInterval
 	}
 
+	if limit := setMemoryLimit(os.DirFS("/")); limit > 0 {
+		log.Info("memory limit set from the cgroup (GOMEMLIMIT overrides)", "bytes", limit)
+	}
+
 	db, err := cache.Open(*cachePath, cache.Options{Logger: log})
 	if err != nil {
 		return err
