@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/rolecall/rolecall/decisionlog"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
@@ -37,6 +38,8 @@ type Options struct {
 	GracePeriod time.Duration
 	// Metrics, when set, counts decisions and instruments every RPC.
 	Metrics *metrics.Metrics
+	// DecisionLog, when set, receives every decision.
+	DecisionLog *decisionlog.Logger
 	// MaxRecvMsgBytes bounds a request. Default 4 MiB.
 	MaxRecvMsgBytes int
 	// MaxConcurrentStreams bounds the calls in flight on one connection.
@@ -94,7 +97,7 @@ func New(engine *pdp.Engine, opts Options) *Server {
 	}
 	gs := grpc.NewServer(serverOpts...)
 	svc := NewService(engine, opts.Status, opts.Tokens, opts.Logger)
-	svc.metrics = opts.Metrics
+	svc.metrics, svc.dlog = opts.Metrics, opts.DecisionLog
 	rolecallv1.RegisterPolicyDecisionServiceServer(gs, svc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

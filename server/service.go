@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/rolecall/rolecall/decisionlog"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
@@ -35,7 +37,8 @@ type Service struct {
 	tokens *token.Validator // nil when no issuer is configured
 	log    *slog.Logger
 
-	metrics *metrics.Metrics // nil when not measured
+	metrics *metrics.Metrics    // nil when not measured
+	dlog    *decisionlog.Logger // nil when decisions are not logged
 }
 
 var _ rolecallv1.PolicyDecisionServiceServer = (*Service)(nil)
@@ -52,11 +55,12 @@ func NewService(engine *pdp.Engine, status StatusSource, tokens *token.Validator
 
 func (s *Service) Check(ctx context.Context, req *rolecallv1.CheckRequest) (*rolecallv1.CheckResponse, error) {
 	start := time.Now()
-	d, err := s.engine.Decide(query(req))
+	q := query(req)
+	d, err := s.engine.Decide(q)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	s.decided(d, start)
+	s.decided(ctx, decisionlog.KindCheck, q, d, start)
 	resp := &rolecallv1.CheckResponse{}
 	fillCheck(resp, d)
 	return resp, nil
@@ -84,8 +88,9 @@ func (s *Service) CheckBatch(ctx context.Context, req *rolecallv1.CheckBatchRequ
 	resp := &rolecallv1.CheckBatchResponse{Results: make([]*rolecallv1.CheckResponse, len(checks))}
 	for i, c := range checks {
 		start := time.Now()
-		d := snap.Decide(query(c))
-		s.decided(d, start)
+		q := query(c)
+		d := snap.Decide(q)
+		s.decided(ctx, decisionlog.KindCheckBatch, q, d, start)
 		fillCheck(&results[i], d)
 		resp.Results[i] = &results[i]
 	}
@@ -160,9 +165,23 @@ func optionalTime(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-// decided records a decision made since start.
-func (s *Service) decided(d pdp.Decision, start time.Time) {
+// decided records a decision made since start: in the metrics, and in the
+// decision log when it is on.
+func (s *Service) decided(ctx context.Context, kind string, q pdp.Query, d pdp.Decision, start time.Time) {
+	latency := time.Since(start)
 	if s.metrics != nil {
-		s.metrics.ObserveDecision(d, time.Since(start))
+		s.metrics.ObserveDecision(d, latency)
+	}
+	if s.dlog != nil {
+		e := decisionlog.Entry{
+			Time: start, Kind: kind,
+			Subject: q.Subject, Org: q.Org, Resource: q.Resource, Action: q.Action,
+			Allowed: d.Allowed, Reason: d.Reason.String(), MatchedRole: d.MatchedRole, Revision: d.Revision,
+			Latency: latency,
+		}
+		if ids := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(ids) > 0 {
+			e.RequestID = ids[0]
+		}
+		s.dlog.Log(e)
 	}
 }

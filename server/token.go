@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/rolecall/rolecall/decisionlog"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/token"
@@ -55,7 +56,7 @@ func (s *Service) ValidateToken(ctx context.Context, req *rolecallv1.ValidateTok
 		if err != nil {
 			return nil, s.toStatus(ctx, err)
 		}
-		s.decided(d, start)
+		s.decided(ctx, decisionlog.KindValidateToken, pdp.Query{Subject: res.Claims.Subject, Org: check.GetOrg(), Resource: check.GetResource(), Action: check.GetAction()}, d, start)
 		resp.Authorization = &rolecallv1.CheckResponse{}
 		fillCheck(resp.Authorization, d)
 	}

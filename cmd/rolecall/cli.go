@@ -47,6 +47,7 @@ func commands() []command {
 		{"check", "ask for one decision, from a running server or a policy file", check},
 		{"validate-token", "check a JWT access token, against a running server or issuers' key sets", validateToken},
 		{"policy", "work with policy files (lint)", policy},
+		{"config", "work with config files (check)", configCmd},
 		{"version", "print the version", version},
 		{"dev-issuer", "a development token issuer for demos and tests (NOT FOR PRODUCTION)", devIssuer},
 	}

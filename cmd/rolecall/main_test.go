@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,7 +23,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
+	"github.com/rolecall/rolecall/config"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 )
 
@@ -136,7 +139,7 @@ func TestHelpShowsAnExample(t *testing.T) {
 
 func TestServeUsageErrors(t *testing.T) {
 	code, _, errOut := runCmd(t, "serve", "--grpc-addr", "", "--log-level", "loud")
-	for _, want := range []string{"--policy FILE or --upstream URL is required", "set --grpc-addr, --unix-socket or both", `--log-level "loud"`} {
+	for _, want := range []string{"policy.upstream: required", "grpc: address and unix_socket are both empty", `log.level: "loud": want debug, info, warn or error`} {
 		if code != 2 || !strings.Contains(errOut, want) {
 			t.Errorf("serve with bad flags: exit %d, stderr %q; want it to say %q", code, errOut, want)
 		}
@@ -494,18 +497,150 @@ func TestServeUpstreamUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"--policy", bookstore, "--upstream", "https://x"}, "use --policy or --upstream, not both"},
-		{[]string{"--upstream", "ftp://x"}, `unknown scheme "ftp"`},
-		{[]string{"--policy", bookstore, "--on-stale", "fail"}, "--on-stale fail needs --max-stale"},
-		{[]string{"--policy", bookstore, "--on-stale", "panic", "--max-stale", "1h"}, `--on-stale "panic"`},
+		{[]string{"--upstream", "ftp://x"}, `policy.upstream: unknown scheme "ftp"`},
+		{[]string{"--policy", bookstore, "--on-stale", "fail"}, "policy.on_stale: fail needs policy.max_stale"},
+		{[]string{"--policy", bookstore, "--on-stale", "panic", "--max-stale", "1h"}, `policy.on_stale: "panic": want serve or fail`},
 		{[]string{"--upstream", "stytch://project-test-1"}, "ROLECALL_STYTCH_SECRET is empty (set it, or name --stytch-secret-file)"},
-		{[]string{"--upstream", "logto://tenant.logto.app", "--logto-app-secret-file", "/nonexistent/secret"}, "/nonexistent/secret"},
-		{[]string{"--upstream", "https://x/p.json", "--upstream-bearer-token-env", "A", "--upstream-basic-user", "u"}, "not both"},
+		{[]string{"--upstream", "logto://tenant.logto.app", "--logto-app-id", "app", "--logto-app-secret-file", "/nonexistent/secret"}, "/nonexistent/secret"},
+		{[]string{"--upstream", "logto://tenant.logto.app"}, "policy.logto.app_id: required by a logto:// upstream"},
+		{[]string{"--upstream", "https://x/p.json", "--upstream-bearer-token-env", "A", "--upstream-basic-user", "u"}, "choose a bearer token or basic auth"},
+		{[]string{"--config", "/nonexistent/rolecall.yaml"}, "--config: open /nonexistent/rolecall.yaml"},
+		{[]string{"--config"}, "--config needs a file"},
 	}
 	for _, tt := range tests {
-		t.Setenv(envStytchSecret, "")
+		t.Setenv(config.EnvStytchSecret, "")
 		code, _, errOut := runCmd(t, append([]string{"serve", "--cache", filepath.Join(t.TempDir(), "c.db")}, tt.args...)...)
 		if code != 2 || !strings.Contains(errOut, tt.msg) {
 			t.Errorf("serve %v: exit %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.msg)
 		}
+	}
+}
+
+// serve --config: the file's settings apply, a flag given overrides the file,
+// decisions go to the decision log (request ids, never tokens) and to
+// /metrics, and the log level changes at run time.
+func TestServeFromConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	admin := freeAddr(t)
+	fileSock := filepath.Join(dir, "from-file.sock")
+	dlogPath := filepath.Join(dir, "decisions.jsonl")
+	cfgPath := filepath.Join(dir, "rolecall.yaml")
+	abs, err := filepath.Abs(bookstore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+grpc:
+  address: ""
+  unix_socket: %s
+admin:
+  address: %s
+cache:
+  path: %s
+policy:
+  upstream: %s
+log:
+  level: warn
+decision_log:
+  enabled: true
+  output: %s
+`, fileSock, admin, filepath.Join(dir, "rolecall.db"), abs, dlogPath)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// startServe adds --unix-socket DIR/rolecall.sock: the flag must win
+	// over the file's unix_socket.
+	d := startServe(t, dir, "--config", cfgPath)
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	if _, err := os.Stat(fileSock); !os.IsNotExist(err) {
+		t.Errorf("the file's socket exists although --unix-socket overrides it: %v", err)
+	}
+
+	api := rolecallv1.NewPolicyDecisionServiceClient(d.conn)
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "req-42")
+	if _, err := api.Check(ctx, &rolecallv1.CheckRequest{Subject: "alice", Resource: "https://api.store.io/orders", Action: "read:order"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Check(t.Context(), &rolecallv1.CheckRequest{Subject: "bob", Resource: "https://api.store.io/orders", Action: "read:order"}); err != nil {
+		t.Fatal(err)
+	}
+	const secretToken = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl"
+	_, _ = api.ValidateToken(t.Context(), &rolecallv1.ValidateTokenRequest{Token: secretToken})
+
+	base := "http://" + admin
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	for _, want := range []string{
+		`rolecall_decisions_total{allowed="true",reason="GRANTED"} 1`,
+		`rolecall_decisions_total{allowed="false",reason="NO_PERMISSION"} 1`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="rolecall.v1.PolicyDecisionService",grpc_type="unary"} 2`,
+		`rolecall_policy_info{revision="bookstore-2026-11-20.1"`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodPut, base+"/v1/loglevel", strings.NewReader("debug"))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	resp, err = http.Get(base + "/v1/loglevel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if string(level) != "DEBUG\n" {
+		t.Errorf("log level after PUT debug = %q", level)
+	}
+
+	d.stop() // the decision log drains at shutdown
+	logged, err := os.ReadFile(dlogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(logged)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("decision log has %d lines, want 2:\n%s", len(lines), logged)
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first["subject"] != "alice" || first["allowed"] != true || first["reason"] != "GRANTED" || first["request_id"] != "req-42" || first["kind"] != "check" {
+		t.Errorf("first decision logged as %v", first)
+	}
+	if strings.Contains(string(logged), secretToken) || strings.Contains(d.logs.String(), secretToken) {
+		t.Error("a token reached the decision log or the process log")
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	code, out, _ := runCmd(t, "config", "check", "../../examples/rolecall.yaml")
+	if code != 0 || out != "../../examples/rolecall.yaml: ok\n" {
+		t.Errorf("check of the example: exit %d, %q", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("policy:\n  upstream: x.yaml\n  on_stale: panic\nlog:\n  level: loud\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd(t, "config", "check", bad)
+	if code != 1 || !strings.Contains(out, bad+`: policy.on_stale: "panic"`) || !strings.Contains(out, bad+`: log.level: "loud"`) {
+		t.Errorf("check of a bad file: exit %d, %q", code, out)
+	}
+	typo := filepath.Join(t.TempDir(), "typo.yaml")
+	if err := os.WriteFile(typo, []byte("grpc:\n  adress: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ = runCmd(t, "config", "check", typo); code != 1 || !strings.Contains(out, "line 2: unknown key grpc.adress") {
+		t.Errorf("check of a typo: exit %d, %q", code, out)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,9 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rolecall/rolecall/cache"
+	"github.com/rolecall/rolecall/config"
+	"github.com/rolecall/rolecall/decisionlog"
+	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/server"
 	policysync "github.com/rolecall/rolecall/sync"
@@ -29,7 +34,20 @@ const (
 )
 
 func serve(ctx context.Context, args []string, sio stdio) error {
-	fs := newFlags("serve", "serve (--policy FILE | --upstream URL) [flags]",
+	// The config file is read before the flags are parsed, so that every
+	// flag's default is the file's value and a flag given overrides it.
+	cfg := config.Default()
+	cfgPath, err := configFlag(args)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if cfgPath != "" {
+		if err := cfg.LoadFile(cfgPath); err != nil {
+			return usageError("--config: %v", err)
+		}
+	}
+
+	fs := newFlags("serve", "serve [--config FILE] (--policy FILE | --upstream URL) [flags]",
 		`Serve decisions over gRPC (rolecall.v1.PolicyDecisionService, grpc.health.v1,
 reflection) on TCP and/or a Unix socket, from a policy kept fresh from its
 upstream: a file (re-read when it changes), an HTTP(S) URL (If-None-Match), a
@@ -44,79 +62,102 @@ Logto webhooks refresh at once.
 
 With token issuers (--issuers FILE, or --issuer with its --jwks-url, --audience
 and --profile), ValidateToken checks JWT access tokens against their key sets,
-which are cached too; health also waits until every issuer has keys.`,
+which are cached too; health also waits until every issuer has keys.
+
+Every setting can come from one YAML file (--config; see examples/rolecall.yaml);
+flags given on the command line override it.`,
 		`  rolecall serve --policy examples/bookstore.yaml
+  rolecall serve --config /etc/rolecall/rolecall.yaml
   rolecall serve --upstream https://policy.internal/rolecall.json --upstream-bearer-token-file /var/run/secrets/policy-token
-  ROLECALL_STYTCH_SECRET=... rolecall serve --upstream stytch://project-live-... --issuers issuers.yaml
-  rolecall serve --policy /etc/rolecall/policy.yaml --grpc-addr "" --unix-socket /run/rolecall/rolecall.sock`,
+  ROLECALL_STYTCH_SECRET=... rolecall serve --upstream stytch://project-live-... --issuers issuers.yaml`,
 		sio.err)
-	var up upstreamFlags
-	up.register(fs)
-	grpcAddr := fs.String("grpc-addr", defaultAddr, "TCP `address` for gRPC; empty to disable TCP")
-	unixSocket := fs.String("unix-socket", "", "also serve gRPC on a Unix socket at `PATH` (created 0660)")
-	adminAddr := fs.String("admin-addr", defaultAdminAddr, "HTTP `address` of the admin endpoints (/healthz, /readyz, /v1/status, /v1/refresh, webhooks); empty to disable")
-	cachePath := fs.String("cache", "rolecall.db", "bbolt cache `file` holding the last accepted policy and key sets")
-	maxStale := fs.Duration("max-stale", 0, "how old the last successful refresh may be before the policy is stale (0: never)")
-	onStale := fs.String("on-stale", "serve", "what a stale policy does: serve (and say so in status and readiness) or fail (Check answers UNAVAILABLE)")
-	webhookKeyFile := fs.String("logto-webhook-key-file", "", "`file` holding the Logto webhook signing key (default: $"+envWebhookSecret+"); enables POST /v1/webhooks/logto")
-	grace := fs.Duration("grace-period", 10*time.Second, "how long in-flight calls may finish at shutdown")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
+	fs.String("config", cfgPath, "YAML config `file` holding every setting (flags override it)")
+	var policyFile string
+	registerPolicyFlags(fs, &cfg.Policy, &policyFile)
+	fs.StringVar(&cfg.GRPC.Address, "grpc-addr", cfg.GRPC.Address, "TCP `address` for gRPC; empty to disable TCP")
+	fs.StringVar(&cfg.GRPC.UnixSocket, "unix-socket", cfg.GRPC.UnixSocket, "also serve gRPC on a Unix socket at `PATH` (created 0660)")
+	fs.DurationVar(&cfg.GRPC.GracePeriod, "grace-period", cfg.GRPC.GracePeriod, "how long in-flight calls may finish at shutdown")
+	fs.StringVar(&cfg.Admin.Address, "admin-addr", cfg.Admin.Address, "HTTP `address` of the admin endpoints (/healthz, /readyz, /metrics, /v1/status, /v1/refresh, webhooks); empty to disable")
+	fs.BoolVar(&cfg.Admin.PProf, "pprof", cfg.Admin.PProf, "serve /debug/pprof on the admin listener")
+	fs.StringVar(&cfg.Cache.Path, "cache", cfg.Cache.Path, "bbolt cache `file` holding the last accepted policy and key sets")
+	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: text or json")
+	fs.BoolVar(&cfg.DecisionLog.Enabled, "decision-log", cfg.DecisionLog.Enabled, "log every decision as a JSON line")
+	fs.StringVar(&cfg.DecisionLog.Output, "decision-log-output", cfg.DecisionLog.Output, "where decisions are logged: stdout, stderr or a file `path`")
 	var issuers issuerFlags
 	issuers.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-
-	var problems []string
-	problem := func(err error) {
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-	}
-	upstream, defaultInterval, err := up.build()
-	problem(err)
-	if *grpcAddr == "" && *unixSocket == "" {
-		problem(errors.New("set --grpc-addr, --unix-socket or both"))
-	}
-	if up.refresh < 0 {
-		problem(errors.New("--refresh-interval must be positive"))
-	}
-	if *onStale != "serve" && *onStale != "fail" {
-		problem(fmt.Errorf("--on-stale %q: want serve or fail", *onStale))
-	} else if *onStale == "fail" && *maxStale <= 0 {
-		problem(errors.New("--on-stale fail needs --max-stale"))
-	}
-	log, err := newLogger(sio.err, *logLevel, *logFormat)
-	problem(err)
 	if fs.NArg() > 0 {
-		problem(fmt.Errorf("unexpected arguments %q", fs.Args()))
+		return usageError("unexpected arguments %q", fs.Args())
 	}
-	issuerCfgs, err := issuers.configs()
-	problem(err)
-	if len(issuerCfgs) > 0 {
-		issuerCfgs, err = token.ValidateConfigs(issuerCfgs)
-		problem(err)
+	if policyFile != "" {
+		if cfg.Policy.Upstream != "" && flagGiven(fs, "upstream") {
+			return usageError("use --policy or --upstream, not both")
+		}
+		cfg.Policy.Upstream = policyFile
+	}
+	extra, err := issuers.configs()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	cfg.Issuers = append(cfg.Issuers, extra...)
+	if err := cfg.Validate(); err != nil {
+		return usageError("%v", err)
+	}
+	return runServer(ctx, cfg, sio)
+}
+
+// configFlag finds --config in args without parsing the others.
+func configFlag(args []string) (string, error) {
+	for i, a := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			return value, nil
+		}
+		if i+1 >= len(args) {
+			return "", errors.New("--config needs a file")
+		}
+		return args[i+1], nil
+	}
+	return "", nil
+}
+
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+// runServer runs rolecall serve with a validated configuration.
+func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
+	var level slog.LevelVar
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return usageError("log level %q: %v", cfg.Log.Level, err)
+	}
+	log := newLogger(sio.err, &level, cfg.Log.Format)
+	upstream, interval, err := buildUpstream(cfg.Policy)
+	if err != nil {
+		return usageError("%v", err)
 	}
 	var webhookKey []byte
-	if *webhookKeyFile != "" || os.Getenv(envWebhookSecret) != "" {
-		key, err := policysync.ReadSecret(*webhookKeyFile, envWebhookSecret)
-		problem(err)
+	if cfg.Policy.Logto.WebhookKeyFile != "" || os.Getenv(config.EnvLogtoWebhookKey) != "" {
+		key, err := policysync.ReadSecret(cfg.Policy.Logto.WebhookKeyFile, config.EnvLogtoWebhookKey)
+		if err != nil {
+			return usageError("Logto webhook key: %v", err)
+		}
 		webhookKey = []byte(key)
-	}
-	if len(problems) > 0 {
-		return usageError("%s", strings.Join(problems, "; "))
-	}
-	interval := up.refresh
-	if interval == 0 {
-		interval = defaultInterval
 	}
 
 	if limit := setMemoryLimit(os.DirFS("/")); limit > 0 {
 		log.Info("memory limit set from the cgroup (GOMEMLIMIT overrides)", "bytes", limit)
 	}
 
-	db, err := cache.Open(*cachePath, cache.Options{Logger: log})
+	db, err := cache.Open(cfg.Cache.Path, cache.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -133,8 +174,8 @@ which are cached too; health also waits until every issuer has keys.`,
 		Engine:        engine,
 		Cache:         db,
 		Interval:      interval,
-		MaxStale:      *maxStale,
-		FailWhenStale: *onStale == "fail",
+		MaxStale:      cfg.Policy.MaxStale,
+		FailWhenStale: cfg.Policy.OnStale == "fail",
 		Logger:        log,
 		OnChange:      func() { srv.UpdateHealth() },
 	})
@@ -142,13 +183,33 @@ which are cached too; health also waits until every issuer has keys.`,
 		return err
 	}
 	var tokens *token.Validator
-	if len(issuerCfgs) > 0 {
-		tokens, err = token.New(issuerCfgs, token.Options{Cache: db, Logger: log, OnChange: func() { srv.UpdateHealth() }})
+	if len(cfg.Issuers) > 0 {
+		tokens, err = token.New(cfg.Issuers, token.Options{Cache: db, Logger: log, OnChange: func() { srv.UpdateHealth() }})
 		if err != nil {
 			return usageError("%v", err)
 		}
 	}
-	srv = server.New(engine, server.Options{Status: ref, Tokens: tokens, Logger: log, GracePeriod: *grace})
+	dlog, closeDlog, err := openDecisionLog(cfg.DecisionLog)
+	if err != nil {
+		return err
+	}
+	defer closeDlog()
+	reg := prometheus.NewRegistry()
+	src := metrics.Sources{Policy: ref.Status, Tokens: tokenStats(tokens)}
+	if dlog != nil {
+		src.DecisionLog = func() (uint64, uint64) { return dlog.Written(), dlog.Dropped() }
+	}
+	m, err := metrics.New(reg, src)
+	if err != nil {
+		return err
+	}
+	srv = server.New(engine, server.Options{
+		Status: ref, Tokens: tokens, Logger: log, Metrics: m, DecisionLog: dlog,
+		GracePeriod:          cfg.GRPC.GracePeriod,
+		MaxRecvMsgBytes:      cfg.GRPC.MaxRecvMsgBytes,
+		MaxConcurrentStreams: uint32(cfg.GRPC.MaxConcurrentStreams),
+		KeepaliveMinTime:     cfg.GRPC.KeepaliveMinTime,
+	})
 	// Serve what the cache holds before the upstream is asked, so that a
 	// restart answers at once even when the upstream is down or slow.
 	if _, err := ref.WarmStart(); err != nil {
@@ -158,7 +219,7 @@ which are cached too; health also waits until every issuer has keys.`,
 		tokens.LoadCachedKeys()
 	}
 
-	listeners, err := server.Listen(*grpcAddr, *unixSocket)
+	listeners, err := server.Listen(cfg.GRPC.Address, cfg.GRPC.UnixSocket)
 	if err != nil {
 		return err
 	}
@@ -167,8 +228,8 @@ which are cached too; health also waits until every issuer has keys.`,
 	}
 	var adminSrv *http.Server
 	var adminListener net.Listener
-	if *adminAddr != "" {
-		l, err := net.Listen("tcp", *adminAddr)
+	if cfg.Admin.Address != "" {
+		l, err := net.Listen("tcp", cfg.Admin.Address)
 		if err != nil {
 			for _, gl := range listeners {
 				_ = gl.Close()
@@ -179,7 +240,10 @@ which are cached too; health also waits until every issuer has keys.`,
 			log.Warn("the admin endpoints listen beyond loopback; anyone who reaches them can read status and trigger refreshes", "address", l.Addr().String())
 		}
 		adminSrv = &http.Server{
-			Handler:           srv.AdminHandler(server.AdminOptions{Refresher: ref, LogtoWebhookKey: webhookKey, Logger: log}),
+			Handler: srv.AdminHandler(server.AdminOptions{
+				Refresher: ref, LogtoWebhookKey: webhookKey, Logger: log,
+				Gatherer: reg, Pprof: cfg.Admin.PProf, LogLevel: &level,
+			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		log.Info("serving admin HTTP", "address", l.Addr().String())
@@ -193,13 +257,23 @@ which are cached too; health also waits until every issuer has keys.`,
 	defer signal.Stop(hup)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, listeners...) })
+	// The decision log drains after the gRPC server stops, so that decisions
+	// made while in-flight calls finish are logged too.
+	dlogCtx, stopDlog := context.WithCancel(context.Background())
+	defer stopDlog()
+	g.Go(func() error {
+		defer stopDlog()
+		return srv.Serve(gctx, listeners...)
+	})
+	if dlog != nil {
+		g.Go(func() error { return dlog.Run(dlogCtx) })
+	}
 	g.Go(func() error { return ref.Run(gctx) })
 	if tokens != nil {
 		g.Go(func() error { return tokens.Run(gctx) })
 	}
 	if adminSrv != nil {
-		g.Go(func() error { return serveHTTP(gctx, adminSrv, adminListener, *grace) })
+		g.Go(func() error { return serveHTTP(gctx, adminSrv, adminListener, cfg.GRPC.GracePeriod) })
 	}
 	g.Go(func() error {
 		for {
@@ -235,18 +309,48 @@ func serveHTTP(ctx context.Context, h *http.Server, l net.Listener, grace time.D
 	}
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+// newLogger builds the process logger; level may change at run time.
+func newLogger(w io.Writer, level *slog.LevelVar, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// tokenStats returns the validator's counts for metrics, or nil without one.
+func tokenStats(v *token.Validator) func() token.Stats {
+	if v == nil {
+		return nil
+	}
+	return v.Stats
+}
+
+// openDecisionLog opens the decision log's output; without a log it returns
+// nil and a no-op close.
+func openDecisionLog(c config.DecisionLog) (*decisionlog.Logger, func(), error) {
+	if !c.Enabled {
+		return nil, func() {}, nil
+	}
+	var w io.Writer
+	closeFn := func() {}
+	switch c.Output {
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
 	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+		f, err := os.OpenFile(c.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decision log: %w", err)
+		}
+		w, closeFn = f, func() { _ = f.Close() }
 	}
+	rate := c.AllowSampleRate
+	l, err := decisionlog.New(decisionlog.Options{Writer: w, QueueSize: c.QueueSize, AllowSampleRate: &rate})
+	if err != nil {
+		closeFn()
+		return nil, nil, fmt.Errorf("decision log: %w", err)
+	}
+	return l, closeFn, nil
 }
