@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,5 +175,33 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 	}
 	if code, body := do(t, http.MethodGet, ts.URL+"/healthz", nil, nil); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("healthz: %d %q", code, body)
+	}
+}
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		srv := server.New(bookstoreEngine(t), server.Options{})
+		ts := httptest.NewServer(srv.AdminHandler(server.AdminOptions{Refresher: &fakeRefresher{}, Pprof: enabled}))
+		code, _ := do(t, http.MethodGet, ts.URL+"/debug/pprof/", nil, nil)
+		ts.Close()
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[enabled]; code != want {
+			t.Errorf("pprof enabled=%v: /debug/pprof/ answered %d, want %d", enabled, code, want)
+		}
+	}
+}
+
+func TestLogLevelAtRunTime(t *testing.T) {
+	var level slog.LevelVar
+	srv := server.New(bookstoreEngine(t), server.Options{})
+	ts := httptest.NewServer(srv.AdminHandler(server.AdminOptions{Refresher: &fakeRefresher{}, LogLevel: &level}))
+	defer ts.Close()
+	if code, body := do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("warn\n"), nil); code != http.StatusOK || level.Level() != slog.LevelWarn {
+		t.Errorf("PUT warn: %d %q, level %v", code, body, level.Level())
+	}
+	if code, _ := do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("loud"), nil); code != http.StatusBadRequest || level.Level() != slog.LevelWarn {
+		t.Errorf("PUT loud: %d, level %v", code, level.Level())
+	}
+	if code, body := do(t, http.MethodGet, ts.URL+"/v1/loglevel", nil, nil); code != http.StatusOK || body != "WARN\n" {
+		t.Errorf("GET: %d %q", code, body)
 	}
 }

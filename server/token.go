@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -51,7 +50,7 @@ func (s *Service) ValidateToken(ctx context.Context, req *rolecallv1.ValidateTok
 	}
 	resp.Claims = claimsProto(res.Claims)
 	if check != nil {
-		start := time.Now()
+		start := s.now()
 		d, err := s.authorize(res, check)
 		if err != nil {
 			return nil, s.toStatus(ctx, err)
