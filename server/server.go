@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/rolecall/rolecall/decisionlog"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/metrics"
@@ -40,6 +42,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// DecisionLog, when set, receives every decision.
 	DecisionLog *decisionlog.Logger
+	// Authz, when set, enables the enforcement edges: Envoy ext_authz on the
+	// gRPC listener and AuthzHandler.
+	Authz *AuthzOptions
 	// MaxRecvMsgBytes bounds a request. Default 4 MiB.
 	MaxRecvMsgBytes int
 	// MaxConcurrentStreams bounds the calls in flight on one connection.
@@ -52,6 +57,7 @@ type Options struct {
 
 // Server is the gRPC server: the decision service, health and reflection.
 type Server struct {
+	svc    *Service
 	grpc   *grpc.Server
 	health *health.Server
 	engine *pdp.Engine
@@ -99,13 +105,19 @@ func New(engine *pdp.Engine, opts Options) *Server {
 	svc := NewService(engine, opts.Status, opts.Tokens, opts.Logger)
 	svc.metrics, svc.dlog = opts.Metrics, opts.DecisionLog
 	rolecallv1.RegisterPolicyDecisionServiceServer(gs, svc)
+	if opts.Authz != nil {
+		a := *opts.Authz
+		a.withDefaults()
+		svc.authz = &a
+		authv3.RegisterAuthorizationServer(gs, &extAuthz{svc: svc})
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 	if opts.Metrics != nil {
 		opts.Metrics.GRPC().InitializeMetrics(gs)
 	}
-	s := &Server{grpc: gs, health: hs, engine: engine, tokens: opts.Tokens, log: opts.Logger, grace: opts.GracePeriod}
+	s := &Server{svc: svc, grpc: gs, health: hs, engine: engine, tokens: opts.Tokens, log: opts.Logger, grace: opts.GracePeriod}
 	s.UpdateHealth()
 	return s
 }

@@ -39,6 +39,7 @@ type Service struct {
 
 	metrics *metrics.Metrics    // nil when not measured
 	dlog    *decisionlog.Logger // nil when decisions are not logged
+	authz   *AuthzOptions       // nil without enforcement edges
 }
 
 var _ rolecallv1.PolicyDecisionServiceServer = (*Service)(nil)

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+)
+
+// authzPath is the HTTP auth endpoint.
+const authzPath = "/v1/authz"
+
+// AuthzHandler serves the HTTP auth endpoint, GET or POST /v1/authz, for
+// nginx auth_request, Envoy's HTTP ext_authz and Traefik forwardAuth:
+//
+//   - the original request comes from X-Original-Method and X-Original-URI
+//     (nginx) or X-Forwarded-Method and X-Forwarded-Uri (Traefik); without
+//     them, from the request itself below /v1/authz (Envoy's path_prefix:
+//     GET /v1/authz/orders/7 is GET /orders/7);
+//   - the token comes from Authorization.
+//
+// It answers 200 with the identity headers, 401 with WWW-Authenticate, 403
+// with a small JSON body, or 503 when rolecall cannot decide. It returns nil
+// when no route table is configured.
+func (s *Server) AuthzHandler() http.Handler {
+	if s.svc.authz == nil {
+		return nil
+	}
+	return http.HandlerFunc(s.httpAuthz)
+}
+
+func (s *Server) httpAuthz(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+		// Envoy's HTTP ext_authz forwards the original method below /v1/authz/.
+		if !strings.HasPrefix(r.URL.Path, authzPath+"/") {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+	}
+	method := firstHeader(r, "X-Original-Method", "X-Forwarded-Method")
+	uri := firstHeader(r, "X-Original-URI", "X-Forwarded-Uri")
+	if uri == "" {
+		if rest, ok := strings.CutPrefix(r.URL.RequestURI(), authzPath); ok && strings.HasPrefix(rest, "/") {
+			uri, method = rest, r.Method
+		}
+	}
+	if method == "" {
+		method = r.Method
+	}
+	v := verdict{status: http.StatusForbidden, reason: "BAD_REQUEST", detail: "the request names no original URI (X-Original-URI or X-Forwarded-Uri)"}
+	if uri != "" {
+		v = s.svc.authorizeRequest(r.Context(), "http_authz", edgeRequest{
+			method: method,
+			uri:    uri,
+			header: func(name string) []string { return r.Header.Values(name) },
+		})
+	}
+	o := s.svc.authz
+	switch v.status {
+	case http.StatusOK:
+		set, _ := o.identityHeaders(v)
+		for name, value := range set {
+			w.Header().Set(name, value)
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", wwwAuthenticate(v.detail))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(v.status)
+	_, _ = w.Write([]byte(denyBody(v) + "\n"))
+}
+
+func firstHeader(r *http.Request, names ...string) string {
+	for _, n := range names {
+		if v := r.Header.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
