@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/token"
 )
 
@@ -55,6 +56,41 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// DecisionLog is the log of decisions.
 	DecisionLog DecisionLog `yaml:"decision_log"`
+	// Authz is the enforcement edges: Envoy ext_authz on the gRPC listener
+	// and the HTTP auth endpoint for nginx, Traefik and Envoy.
+	Authz Authz `yaml:"authz"`
+}
+
+// Authz configures the enforcement edges. The route-based ones (ext_authz
+// and /v1/authz) are on only when routes are configured; the AuthZEN API is on
+// whenever the HTTP edge listener is.
+type Authz struct {
+	// Address of the HTTP edge listener: the AuthZEN API (/access/v1/…) and,
+	// with routes, the auth endpoint (GET/POST /v1/authz); "" disables it
+	// (Envoy's gRPC ext_authz stays on the gRPC listener). Default
+	// 127.0.0.1:50053.
+	Address string `yaml:"address"`
+	// Default is what a request matching no route gets: deny (403, the
+	// default) or allow.
+	Default string `yaml:"default"`
+	// DryRun allows every request and logs the real decision.
+	DryRun bool `yaml:"dry_run"`
+	// Audience the bearer tokens must carry; "" accepts the issuer's
+	// configured audiences.
+	Audience string `yaml:"audience"`
+	// IdentityHeaders name the headers set for the upstream on an allow.
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
+	// Routes map method and path to the resource and action to check, in
+	// order; the first match wins.
+	Routes []routes.Route `yaml:"routes"`
+}
+
+// IdentityHeaders name the headers carrying the caller's identity to the
+// upstream. The client's own copies are always removed.
+type IdentityHeaders struct {
+	Subject string `yaml:"subject"`
+	Org     string `yaml:"org"`
+	Scopes  string `yaml:"scopes"`
 }
 
 // GRPC configures the gRPC listeners (rolecall.v1.PolicyDecisionService,
@@ -235,6 +271,15 @@ func Default() *Config {
 			Output:          "stdout",
 			AllowSampleRate: 1,
 			QueueSize:       10000,
+		},
+		Authz: Authz{
+			Address: "127.0.0.1:50053",
+			Default: "deny",
+			IdentityHeaders: IdentityHeaders{
+				Subject: "x-rolecall-subject",
+				Org:     "x-rolecall-org",
+				Scopes:  "x-rolecall-scopes",
+			},
 		},
 	}
 }
@@ -671,6 +716,38 @@ func (c *Config) Validate() error {
 	}
 	if d.QueueSize < 1 {
 		bad("decision_log.queue_size", "%d: want at least 1", d.QueueSize)
+	}
+
+	// authz
+	a := c.Authz
+	if a.Default != "deny" && a.Default != "allow" {
+		bad("authz.default", "%q: want deny or allow", a.Default)
+	}
+	if a.Address != "" {
+		if _, _, err := net.SplitHostPort(a.Address); err != nil {
+			bad("authz.address", "%q: want HOST:PORT", a.Address)
+		}
+	}
+	for name, h := range map[string]string{"subject": a.IdentityHeaders.Subject, "org": a.IdentityHeaders.Org, "scopes": a.IdentityHeaders.Scopes} {
+		if h == "" || strings.ContainsAny(h, " :\t\r\n") {
+			bad("authz.identity_headers."+name, "%q is not a header name", h)
+		}
+	}
+	if _, err := routes.Compile(a.Routes); err != nil {
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			errs = append(errs, fmt.Errorf("authz.%w", e))
+		}
+	}
+	checked := false
+	for _, r := range a.Routes {
+		checked = checked || !r.Public
+	}
+	if checked && len(c.Issuers) == 0 {
+		bad("authz.routes", "routes that check requests need issuers to validate their bearer tokens")
 	}
 
 	// issuers

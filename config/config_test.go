@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/token"
 )
 
@@ -22,7 +23,9 @@ const example = "../examples/rolecall.yaml"
 
 // cmpConfig compares Configs, ignoring what token.ValidateConfigs keeps
 // private in an IssuerConfig.
-var cmpConfig = cmpopts.IgnoreUnexported(token.IssuerConfig{})
+// cmpConfig ignores what YAML cannot tell apart: unexported fields, and nil
+// from empty lists (a route's methods: [] and no methods both mean any).
+var cmpConfig = cmp.Options{cmpopts.IgnoreUnexported(token.IssuerConfig{}), cmpopts.EquateEmpty()}
 
 // problems splits an errors.Join error into its messages.
 func problems(err error) []string {
@@ -73,6 +76,10 @@ func TestExampleLoadsAndValidates(t *testing.T) {
 	want.Policy.Upstream = "examples/bookstore.yaml"
 	want.Policy.MaxStale = time.Hour
 	want.Issuers = cfg.Issuers
+	want.Authz.Routes = cfg.Authz.Routes
+	if len(cfg.Authz.Routes) != 4 {
+		t.Errorf("the example has %d routes, want 4", len(cfg.Authz.Routes))
+	}
 	if diff := cmp.Diff(want, cfg, cmpConfig); diff != "" {
 		t.Errorf("the example differs from the defaults (-want +got):\n%s", diff)
 	}
@@ -252,6 +259,19 @@ func filled() *Config {
 			AllowSampleRate: 0.25,
 			QueueSize:       500,
 		},
+		Authz: Authz{
+			Address:         "127.0.0.1:9443",
+			Default:         "allow",
+			DryRun:          true,
+			Audience:        "https://api.example.com",
+			IdentityHeaders: IdentityHeaders{Subject: "x-user", Org: "x-tenant", Scopes: "x-scopes"},
+			Routes: []routes.Route{
+				{Methods: []string{"GET"}, Path: "/orgs/{org}/orders/{id}", Resource: "orders", Action: "read", Org: routes.OrgSource{PathParam: "org"}},
+				{Prefix: "/admin/", Resource: "admin", Action: "use", Org: routes.OrgSource{Header: "X-Org"}},
+				{Path: "/me", Resource: "me", Action: "read", Org: routes.OrgSource{Token: true}},
+				{Prefix: "/public/", Public: true},
+			},
+		},
 	}
 }
 
@@ -274,10 +294,25 @@ func unset(got, def reflect.Value, path string) []string {
 		if got.Type().Elem().Kind() != reflect.Struct {
 			return nil
 		}
-		var out []string
+		// A field of the elements is proven when any element sets it: some
+		// fields exclude each other within one element (a route's path and
+		// prefix).
 		zero := reflect.Zero(got.Type().Elem())
+		count := map[string]int{}
+		var order []string
 		for i := range got.Len() {
-			out = append(out, unset(got.Index(i), zero, path+"[]")...)
+			for _, p := range unset(got.Index(i), zero, path+"[]") {
+				if count[p] == 0 {
+					order = append(order, p)
+				}
+				count[p]++
+			}
+		}
+		var out []string
+		for _, p := range order {
+			if count[p] == got.Len() {
+				out = append(out, p)
+			}
 		}
 		return out
 	default:
@@ -397,7 +432,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key at the top, with a suggestion",
 			doc:  "# a comment\npolcy:\n  upstream: x\n",
-			want: []string{"line 2: unknown key polcy; did you mean policy? the file has grpc, admin, cache, policy, issuers, log, decision_log"},
+			want: []string{"line 2: unknown key polcy; did you mean policy? the file has grpc, admin, cache, policy, issuers, log, decision_log, authz"},
 		},
 		{
 			name: "unknown key in an issuer's claims",
@@ -671,5 +706,33 @@ func TestValidateReportsEverything(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, problems(c.Validate())); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidateAuthz(t *testing.T) {
+	c := Default()
+	c.Policy.Upstream = "policy.yaml"
+	c.Authz.Default = "maybe"
+	c.Authz.Address = "nowhere"
+	c.Authz.IdentityHeaders.Subject = "x user"
+	c.Authz.Routes = []routes.Route{{Path: "orders", Resource: "r", Action: "a"}}
+	got := problems(c.Validate())
+	for _, want := range []string{
+		`authz.default: "maybe": want deny or allow`,
+		`authz.address: "nowhere": want HOST:PORT`,
+		`authz.identity_headers.subject: "x user" is not a header name`,
+		`authz.routes[0].path: "orders" must start with /`,
+		"authz.routes: routes that check requests need issuers to validate their bearer tokens",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Validate problems %q\nlack %q", got, want)
+		}
+	}
+	// Public routes alone need no issuer.
+	c = Default()
+	c.Policy.Upstream = "policy.yaml"
+	c.Authz.Routes = []routes.Route{{Prefix: "/", Public: true}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("public routes without issuers: %v", err)
 	}
 }

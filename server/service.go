@@ -198,3 +198,9 @@ func (s *Service) decided(ctx context.Context, kind string, q pdp.Query, d pdp.D
 		s.dlog.Log(e)
 	}
 }
+
+// ObserveDecision records a decision made outside the gRPC handlers (by the
+// AuthZEN API), in the metrics and the decision log.
+func (s *Server) ObserveDecision(kind string, q pdp.Query, d pdp.Decision) {
+	s.svc.decided(context.Background(), kind, q, d, s.svc.now())
+}

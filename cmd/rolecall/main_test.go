@@ -644,3 +644,33 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("check of a typo: exit %d, %q", code, out)
 	}
 }
+
+// The AuthZEN API is served on the HTTP edge listener and answers from the
+// policy.
+func TestServeAuthZEN(t *testing.T) {
+	dir := t.TempDir()
+	edge := freeAddr(t)
+	d := startServe(t, dir, "--policy", bookstore, "--admin-addr", "", "--authz-addr", edge)
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	body := `{"subject": {"type": "user", "id": "dave"}, "resource": {"type": "organization", "id": "acme"}, "action": {"name": "invite:member"}, "context": {"org": "acme"}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+edge+"/access/v1/evaluation", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(got), `"decision":true`) || !strings.Contains(string(got), `"matched_role":"admin"`) {
+		t.Errorf("AuthZEN evaluation: %d %s", resp.StatusCode, got)
+	}
+	resp, err = http.Get("http://" + edge + "/.well-known/authzen-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("AuthZEN metadata: %d", resp.StatusCode)
+	}
+}

@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rolecall/rolecall/authzen"
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/config"
 	"github.com/rolecall/rolecall/decisionlog"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/server"
 	policysync "github.com/rolecall/rolecall/sync"
 	"github.com/rolecall/rolecall/token"
@@ -79,6 +81,7 @@ flags given on the command line override it.`,
 	fs.DurationVar(&cfg.GRPC.GracePeriod, "grace-period", cfg.GRPC.GracePeriod, "how long in-flight calls may finish at shutdown")
 	fs.StringVar(&cfg.Admin.Address, "admin-addr", cfg.Admin.Address, "HTTP `address` of the admin endpoints (/healthz, /readyz, /metrics, /v1/status, /v1/refresh, webhooks); empty to disable")
 	fs.BoolVar(&cfg.Admin.PProf, "pprof", cfg.Admin.PProf, "serve /debug/pprof on the admin listener")
+	fs.StringVar(&cfg.Authz.Address, "authz-addr", cfg.Authz.Address, "HTTP `address` of the edge listener: AuthZEN (/access/v1/…) and, with routes, /v1/authz; empty to disable")
 	fs.StringVar(&cfg.Cache.Path, "cache", cfg.Cache.Path, "bbolt cache `file` holding the last accepted policy and key sets")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: text or json")
@@ -203,8 +206,19 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if err != nil {
 		return err
 	}
+	var authz *server.AuthzOptions
+	if len(cfg.Authz.Routes) > 0 {
+		table, err := routes.Compile(cfg.Authz.Routes)
+		if err != nil {
+			return usageError("authz.%v", err)
+		}
+		authz = &server.AuthzOptions{
+			Routes: table, DefaultAllow: cfg.Authz.Default == "allow", DryRun: cfg.Authz.DryRun, Audience: cfg.Authz.Audience,
+			SubjectHeader: cfg.Authz.IdentityHeaders.Subject, OrgHeader: cfg.Authz.IdentityHeaders.Org, ScopesHeader: cfg.Authz.IdentityHeaders.Scopes,
+		}
+	}
 	srv = server.New(engine, server.Options{
-		Status: ref, Tokens: tokens, Logger: log, Metrics: m, DecisionLog: dlog,
+		Status: ref, Tokens: tokens, Logger: log, Metrics: m, DecisionLog: dlog, Authz: authz,
 		GracePeriod:          cfg.GRPC.GracePeriod,
 		MaxRecvMsgBytes:      cfg.GRPC.MaxRecvMsgBytes,
 		MaxConcurrentStreams: uint32(cfg.GRPC.MaxConcurrentStreams),
@@ -229,15 +243,10 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	var adminSrv *http.Server
 	var adminListener net.Listener
 	if cfg.Admin.Address != "" {
-		l, err := net.Listen("tcp", cfg.Admin.Address)
+		l, err := listenHTTP(cfg.Admin.Address, "admin", log)
 		if err != nil {
-			for _, gl := range listeners {
-				_ = gl.Close()
-			}
-			return fmt.Errorf("admin listener: %w", err)
-		}
-		if host, _, _ := net.SplitHostPort(l.Addr().String()); !net.ParseIP(host).IsLoopback() {
-			log.Warn("the admin endpoints listen beyond loopback; anyone who reaches them can read status and trigger refreshes", "address", l.Addr().String())
+			closeAll(listeners, nil)
+			return err
 		}
 		adminSrv = &http.Server{
 			Handler: srv.AdminHandler(server.AdminOptions{
@@ -246,8 +255,28 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
-		log.Info("serving admin HTTP", "address", l.Addr().String())
 		adminListener = l
+	}
+
+	// The HTTP edge listener: the AuthZEN API, and the auth endpoint for
+	// nginx, Traefik and Envoy when routes are configured.
+	var authzSrv *http.Server
+	var authzListener net.Listener
+	if cfg.Authz.Address != "" {
+		l, err := listenHTTP(cfg.Authz.Address, "authz", log)
+		if err != nil {
+			closeAll(listeners, adminListener)
+			return err
+		}
+		mux := http.NewServeMux()
+		if h := srv.AuthzHandler(); h != nil {
+			mux.Handle("/v1/authz", h)
+			mux.Handle("/v1/authz/", h)
+		}
+		az := authzen.Handler(engine, authzen.Options{Observe: func(q pdp.Query, d pdp.Decision) { srv.ObserveDecision("authzen", q, d) }})
+		mux.Handle("/access/v1/", az)
+		mux.Handle(authzen.MetadataPath, az)
+		authzSrv, authzListener = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l
 	}
 
 	// Registered before anything is served, so that a SIGHUP sent once the
@@ -274,6 +303,9 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	}
 	if adminSrv != nil {
 		g.Go(func() error { return serveHTTP(gctx, adminSrv, adminListener, cfg.GRPC.GracePeriod) })
+	}
+	if authzSrv != nil {
+		g.Go(func() error { return serveHTTP(gctx, authzSrv, authzListener, cfg.GRPC.GracePeriod) })
 	}
 	g.Go(func() error {
 		for {
@@ -353,4 +385,28 @@ func openDecisionLog(c config.DecisionLog) (*decisionlog.Logger, func(), error) 
 		return nil, nil, fmt.Errorf("decision log: %w", err)
 	}
 	return l, closeFn, nil
+}
+
+// listenHTTP opens an HTTP listener, warning when it reaches beyond
+// loopback.
+func listenHTTP(addr, what string, log *slog.Logger) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", what, err)
+	}
+	if host, _, _ := net.SplitHostPort(l.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		log.Warn("an HTTP listener reaches beyond loopback; restrict who can reach it", "listener", what, "address", l.Addr().String())
+	}
+	log.Info("serving HTTP", "listener", what, "address", l.Addr().String())
+	return l, nil
+}
+
+// closeAll closes listeners opened before a later one failed.
+func closeAll(ls []net.Listener, extra net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	if extra != nil {
+		_ = extra.Close()
+	}
 }
