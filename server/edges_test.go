@@ -230,6 +230,9 @@ func TestHTTPAuthzEndpoint(t *testing.T) {
 			if resp.StatusCode != tt.status || resp.Header.Get("X-Rolecall-Subject") != tt.subject {
 				t.Errorf("%d subject %q, want %d %q", resp.StatusCode, resp.Header.Get("X-Rolecall-Subject"), tt.status, tt.subject)
 			}
+			if _, sent := resp.Header["X-Rolecall-Org"]; tt.status == 200 && !sent {
+				t.Error("an allow does not send every identity header (empty when unknown)")
+			}
 			if tt.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
 				t.Errorf("401 without a Bearer challenge: %q", resp.Header.Get("WWW-Authenticate"))
 			}

@@ -56,9 +56,15 @@ func (s *Server) httpAuthz(w http.ResponseWriter, r *http.Request) {
 	o := s.svc.authz
 	switch v.status {
 	case http.StatusOK:
-		set, _ := o.identityHeaders(v)
+		// Every identity header is sent, empty when unknown: proxies such as
+		// Traefik replace only the headers the answer carries, so an absent one
+		// would leave the client's forged copy in place.
+		set, remove := o.identityHeaders(v)
 		for name, value := range set {
 			w.Header().Set(name, value)
+		}
+		for _, name := range remove {
+			w.Header()[http.CanonicalHeaderKey(name)] = []string{""}
 		}
 		w.WriteHeader(http.StatusOK)
 		return

@@ -40,7 +40,7 @@ func startChild(t *testing.T, extra ...string) *child {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	c := &child{sock: filepath.Join(dir, "rolecall.sock"), db: filepath.Join(dir, "rolecall.db"), logs: &syncBuffer{}, done: make(chan error, 1)}
-	args := append([]string{"serve", "--policy", bookstore, "--grpc-addr", "", "--admin-addr", "", "--unix-socket", c.sock, "--cache", c.db}, extra...)
+	args := append([]string{"serve", "--policy", bookstore, "--grpc-addr", "", "--admin-addr", "", "--authz-addr", "", "--unix-socket", c.sock, "--cache", c.db}, extra...)
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -177,7 +178,13 @@ func startServe(t *testing.T, dir string, extra ...string) *daemon {
 	d := &daemon{sock: filepath.Join(dir, "rolecall.sock"), logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	args := append([]string{"serve", "--grpc-addr", "", "--unix-socket", d.sock, "--cache", filepath.Join(dir, "rolecall.db")}, extra...)
+	// No fixed ports: the admin and edge listeners are off unless a test
+	// names addresses (later flags win) or a config file does.
+	args := []string{"serve", "--grpc-addr", "", "--unix-socket", d.sock, "--cache", filepath.Join(dir, "rolecall.db")}
+	if !slices.Contains(extra, "--config") {
+		args = append(args, "--admin-addr", "", "--authz-addr", "")
+	}
+	args = append(args, extra...)
 	go func() { done <- run(ctx, args, strings.NewReader(""), d.logs, d.logs) }()
 	d.stop = func() {
 		cancel()
@@ -544,6 +551,8 @@ log:
 decision_log:
   enabled: true
   output: %s
+authz:
+  address: ""
 `, fileSock, admin, filepath.Join(dir, "rolecall.db"), abs, dlogPath)), 0o600); err != nil {
 		t.Fatal(err)
 	}
