@@ -683,3 +683,44 @@ func TestServeAuthZEN(t *testing.T) {
 		t.Errorf("AuthZEN metadata: %d", resp.StatusCode)
 	}
 }
+
+// rolecall bench against a server in process: the counts it reports are the
+// calls it made.
+func TestBenchReportsCorrectCounts(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	d := startServe(t, dir, "--policy", bookstore, "--grpc-addr", addr)
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	code, out, errOut := runCmd(t, "bench", "--addr", addr, "--policy", bookstore, "--generate", "--requests", "500", "--concurrency", "4", "--connections", "2", "--json", "--server-pid", fmt.Sprint(os.Getpid()))
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, errOut)
+	}
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Check.Requests != 500 || r.Check.Errors != 0 || r.Health == nil || r.Health.Requests != 500 || r.Health.Errors != 0 {
+		t.Errorf("bench counted %+v / %+v, want 500 calls of each and no errors", r.Check, r.Health)
+	}
+	if r.Check.Allowed == 0 || r.Check.Allowed == 500 {
+		t.Errorf("%d of 500 generated checks allowed: the workload does not mix allows and denies", r.Check.Allowed)
+	}
+	if r.Check.RPS <= 0 || r.Check.Latency["p50"] <= 0 || r.Check.Latency["max"] < r.Check.Latency["p99"] || r.ThroughputRatio <= 0 || r.Check.ServerCPUSeconds <= 0 {
+		t.Errorf("figures missing or inconsistent: %+v", r)
+	}
+	// Open loop at a fixed rate sends about that rate.
+	code, out, errOut = runCmd(t, "bench", "--addr", addr, "--policy", bookstore, "--generate", "--duration", "1s", "--rps", "200", "--concurrency", "4", "--no-health", "--json")
+	if code != 0 {
+		t.Fatalf("bench --rps: exit %d: %s", code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Check.Requests < 150 || r.Check.Requests > 210 {
+		t.Errorf("--rps 200 for 1s sent %d calls", r.Check.Requests)
+	}
+	if code, _, errOut := runCmd(t, "bench", "--addr", addr); code != 2 || !strings.Contains(errOut, "--workload FILE or --policy FILE --generate") {
+		t.Errorf("bench without a workload: exit %d, %q", code, errOut)
+	}
+}
