@@ -28,6 +28,10 @@ type Snapshot struct {
 
 	subjectIdx map[string]int32
 	subjects   []subject
+	rolePool   []int32
+	memberPool []membership
+	attrs      []string // interned attribute values: email domains, SSO connections and groups
+	attrPool   []int32  // subjects' SSO groups, as attrs indexes
 }
 
 type resource struct {
@@ -42,25 +46,35 @@ type organization struct {
 	implicit []implicitRule
 }
 
+// implicitRule holds interned attribute values (indexes into
+// Snapshot.attrs); noAttr means the condition is not set.
 type implicitRule struct {
-	emailDomain   string // lower case
-	ssoConnection string
-	ssoGroup      string
+	emailDomain   int32 // lower case
+	ssoConnection int32
+	ssoGroup      int32
 	roles         []int32
 }
 
+// noAttr marks an unset attribute.
+const noAttr = -1
+
+// subject is a compact, fixed-size record: the variable parts live in the
+// snapshot's shared pools, so that a million subjects cost a million small
+// records, not millions of allocations.
 type subject struct {
-	typ           SubjectType
-	emailDomain   string // lower case
-	ssoConnection string
-	ssoGroups     []string
-	global        []int32 // role indexes, sorted
-	memberships   []membership
+	emailDomain   int32 // interned, lower case; noAttr when none
+	ssoConnection int32 // interned; noAttr when none
+	groups        span  // SSO groups: interned indexes in attrPool
+	global        span  // global roles: sorted indexes in rolePool
+	members       span  // memberships in memberPool, sorted by organization
 }
+
+// span is a run of a shared pool.
+type span struct{ off, n uint32 }
 
 type membership struct {
 	org   int32
-	roles []int32
+	roles span // sorted indexes in rolePool
 }
 
 // Permission is one action on one resource.
@@ -95,8 +109,9 @@ func Compile(p *Policy) (*Snapshot, error) {
 	}
 	s.compileResources(p)
 	roleIdx := s.compileRoles(p)
-	s.compileOrganizations(p, roleIdx)
-	s.compileSubjects(p, roleIdx)
+	intern := &interner{idx: map[string]int32{}}
+	s.compileOrganizations(p, roleIdx, intern)
+	s.compileSubjects(p, roleIdx, intern)
 	return s, nil
 }
 
@@ -144,7 +159,7 @@ func (s *Snapshot) compileRoles(p *Policy) map[string]int32 {
 	return idx
 }
 
-func (s *Snapshot) compileOrganizations(p *Policy, roleIdx map[string]int32) {
+func (s *Snapshot) compileOrganizations(p *Policy, roleIdx map[string]int32, intern *interner) {
 	os := slices.Clone(p.Organizations)
 	slices.SortFunc(os, func(a, b Organization) int { return strings.Compare(a.ID, b.ID) })
 	s.orgIdx = make(map[string]int32, len(os))
@@ -153,9 +168,9 @@ func (s *Snapshot) compileOrganizations(p *Policy, roleIdx map[string]int32) {
 		org := organization{id: o.ID, defaults: roleSet(roleIdx, o.DefaultRoles)}
 		for _, r := range o.ImplicitRoles {
 			org.implicit = append(org.implicit, implicitRule{
-				emailDomain:   strings.ToLower(r.EmailDomain),
-				ssoConnection: r.SSOConnection,
-				ssoGroup:      r.SSOGroup,
+				emailDomain:   intern.index(strings.ToLower(r.EmailDomain)),
+				ssoConnection: intern.index(r.SSOConnection),
+				ssoGroup:      intern.index(r.SSOGroup),
 				roles:         roleSet(roleIdx, r.Roles),
 			})
 		}
@@ -164,27 +179,76 @@ func (s *Snapshot) compileOrganizations(p *Policy, roleIdx map[string]int32) {
 	}
 }
 
-func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32) {
+func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *interner) {
+	// The ids share one backing string: one allocation, not a million.
+	n := 0
+	for _, ps := range p.Subjects {
+		n += len(ps.ID)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, ps := range p.Subjects {
+		b.WriteString(ps.ID)
+	}
+	ids := b.String()
+
 	s.subjectIdx = make(map[string]int32, len(p.Subjects))
 	s.subjects = make([]subject, len(p.Subjects))
+	off := 0
 	for i, ps := range p.Subjects {
+		id := ids[off : off+len(ps.ID)]
+		off += len(ps.ID)
 		sub := subject{
-			typ:           ps.Type,
-			emailDomain:   emailDomain(ps.Email),
-			ssoConnection: ps.SSOConnection,
-			ssoGroups:     ps.SSOGroups,
-			global:        roleSet(roleIdx, ps.Roles),
+			emailDomain:   intern.index(emailDomain(ps.Email)),
+			ssoConnection: intern.index(ps.SSOConnection),
+			global:        s.appendRoles(roleIdx, ps.Roles),
 		}
-		if sub.typ == "" {
-			sub.typ = SubjectUser
+		start := len(s.attrPool)
+		for _, g := range ps.SSOGroups {
+			s.attrPool = append(s.attrPool, intern.index(g))
 		}
+		sub.groups = span{uint32(start), uint32(len(s.attrPool) - start)}
+		start = len(s.memberPool)
 		for org, roles := range ps.Memberships {
-			sub.memberships = append(sub.memberships, membership{org: s.orgIdx[org], roles: roleSet(roleIdx, roles)})
+			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, roles)})
 		}
-		slices.SortFunc(sub.memberships, func(a, b membership) int { return int(a.org) - int(b.org) })
+		ms := s.memberPool[start:]
+		slices.SortFunc(ms, func(a, b membership) int { return int(a.org) - int(b.org) })
+		sub.members = span{uint32(start), uint32(len(ms))}
 		s.subjects[i] = sub
-		s.subjectIdx[ps.ID] = int32(i)
+		s.subjectIdx[id] = int32(i)
 	}
+	s.attrs = intern.values
+}
+
+// appendRoles adds role ids to the role pool as sorted, distinct indexes.
+func (s *Snapshot) appendRoles(idx map[string]int32, ids []string) span {
+	start := len(s.rolePool)
+	for _, id := range ids {
+		s.rolePool = append(s.rolePool, idx[id])
+	}
+	set := roleSetOf(s.rolePool[start:])
+	s.rolePool = s.rolePool[:start+len(set)]
+	return span{uint32(start), uint32(len(set))}
+}
+
+// interner numbers distinct attribute values.
+type interner struct {
+	idx    map[string]int32
+	values []string
+}
+
+func (in *interner) index(v string) int32 {
+	if v == "" {
+		return noAttr
+	}
+	if i, ok := in.idx[v]; ok {
+		return i
+	}
+	i := int32(len(in.values))
+	in.values = append(in.values, v)
+	in.idx[v] = i
+	return i
 }
 
 // roleSet turns role ids into sorted, distinct role indexes.
@@ -226,3 +290,6 @@ func (s *Snapshot) Revision() string { return s.revision }
 
 // Counts reports the sizes of the compiled policy.
 func (s *Snapshot) Counts() Counts { return s.counts }
+
+// rolesOf returns a run of the role pool.
+func (s *Snapshot) rolesOf(sp span) []int32 { return s.rolePool[sp.off : sp.off+sp.n] }

@@ -130,7 +130,7 @@ func (s *Snapshot) Decide(q Query) Decision {
 
 	best := int32(noRole)
 	if q.Org == "" {
-		best = s.firstGranting(sub.global, perm, best)
+		best = s.firstGranting(s.rolesOf(sub.global), perm, best)
 	} else {
 		oi, ok := s.orgIdx[q.Org]
 		if !ok {
@@ -139,12 +139,12 @@ func (s *Snapshot) Decide(q Query) Decision {
 		}
 		org := &s.orgs[oi]
 		admitted := false
-		if roles, ok := sub.rolesIn(oi); ok {
+		if roles, ok := s.rolesIn(sub, oi); ok {
 			admitted = true
 			best = s.firstGranting(roles, perm, best)
 		}
 		for i := range org.implicit {
-			if r := &org.implicit[i]; r.matches(sub) {
+			if r := &org.implicit[i]; s.matches(r, sub) {
 				admitted = true
 				best = s.firstGranting(r.roles, perm, best)
 			}
@@ -180,40 +180,33 @@ func (s *Snapshot) firstGranting(roles []int32, perm, best int32) int32 {
 }
 
 // rolesIn returns the roles the subject holds as a member of org.
-func (sub *subject) rolesIn(org int32) ([]int32, bool) {
-	lo, hi := 0, len(sub.memberships)
+func (s *Snapshot) rolesIn(sub *subject, org int32) ([]int32, bool) {
+	ms := s.memberPool[sub.members.off : sub.members.off+sub.members.n]
+	lo, hi := 0, len(ms)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if sub.memberships[m].org < org {
+		if ms[m].org < org {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < len(sub.memberships) && sub.memberships[lo].org == org {
-		return sub.memberships[lo].roles, true
+	if lo < len(ms) && ms[lo].org == org {
+		return s.rolesOf(ms[lo].roles), true
 	}
 	return nil, false
 }
 
-func (r *implicitRule) matches(sub *subject) bool {
-	if r.emailDomain != "" && r.emailDomain != sub.emailDomain {
+// matches reports whether the subject meets every condition of the rule.
+func (s *Snapshot) matches(r *implicitRule, sub *subject) bool {
+	if r.emailDomain != noAttr && r.emailDomain != sub.emailDomain {
 		return false
 	}
-	if r.ssoConnection != "" && r.ssoConnection != sub.ssoConnection {
+	if r.ssoConnection != noAttr && r.ssoConnection != sub.ssoConnection {
 		return false
 	}
-	if r.ssoGroup != "" {
-		found := false
-		for _, g := range sub.ssoGroups {
-			if g == r.ssoGroup {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
+	if r.ssoGroup != noAttr {
+		return slices.Contains(s.attrPool[sub.groups.off:sub.groups.off+sub.groups.n], r.ssoGroup)
 	}
 	return true
 }
@@ -255,7 +248,7 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 
 	var roles []int32
 	if org == "" {
-		roles = sub.global
+		roles = s.rolesOf(sub.global)
 	} else {
 		oi, ok := s.orgIdx[org]
 		if !ok {
@@ -263,10 +256,10 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 			return out
 		}
 		o := &s.orgs[oi]
-		held, admitted := sub.rolesIn(oi)
+		held, admitted := s.rolesIn(sub, oi)
 		roles = append(roles, held...)
 		for i := range o.implicit {
-			if r := &o.implicit[i]; r.matches(sub) {
+			if r := &o.implicit[i]; s.matches(r, sub) {
 				admitted = true
 				roles = append(roles, r.roles...)
 			}
