@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"os"
@@ -495,5 +496,29 @@ func updateBolt(t *testing.T, path string, fn func(*bolt.Tx) error) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSnapshotTravelsWithItsDocument(t *testing.T) {
+	c := openTest(t, filepath.Join(t.TempDir(), "rolecall.db"))
+	rec := PolicyRecord{Document: []byte("revision: r1\n"), Format: "yaml", Revision: "r1", Source: "file:/p", FetchedAt: time.Unix(1, 0).UTC(), Snapshot: []byte("binary snapshot")}
+	if err := c.SavePolicy(rec); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.LoadSnapshot()
+	if err != nil || !ok || string(got.Snapshot) != "binary snapshot" || got.Document != nil || got.Revision != "r1" {
+		t.Fatalf("LoadSnapshot = %+v, %v, %v", got, ok, err)
+	}
+	sum, err := c.PolicyDigest()
+	if err != nil || sum != sha256.Sum256(rec.Document) {
+		t.Errorf("PolicyDigest = %x, %v", sum, err)
+	}
+	// A document saved without a snapshot drops the old one.
+	rec.Snapshot, rec.Document, rec.Revision = nil, []byte("revision: r2\n"), "r2"
+	if err := c.SavePolicy(rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.LoadSnapshot(); ok || err != nil {
+		t.Errorf("a snapshot of an older document survived: %v, %v", ok, err)
 	}
 }

@@ -17,6 +17,8 @@ var (
 	keyFormat    = []byte("format")
 	keySource    = []byte("source")
 	keySHA256    = []byte("sha256")
+	keySnapshot  = []byte("snapshot")
+	keySnapSHA   = []byte("snapshot_sha256")
 )
 
 // PolicyRecord is a policy document as fetched, with what is known about it.
@@ -27,6 +29,10 @@ type PolicyRecord struct {
 	ETag      string    // the upstream's ETag, if any
 	Source    string    // where it came from, e.g. "file:/etc/rolecall/policy.yaml"
 	FetchedAt time.Time // stored in UTC with nanosecond precision
+	// Snapshot is the compiled policy in binary form (pdp's MarshalBinary),
+	// optional: it lets a restart skip compiling a very large document.
+	// Saved and loaded with the document, under a digest of its own.
+	Snapshot []byte
 }
 
 // SavePolicy replaces the stored policy record with r, document and
@@ -56,7 +62,19 @@ func (c *Cache) SavePolicy(r PolicyRecord) error {
 				return fmt.Errorf("put %s: %w", p.k, err)
 			}
 		}
-		return nil
+		// A snapshot belongs to this document only: without one, any older
+		// snapshot goes.
+		if len(r.Snapshot) == 0 {
+			if err := policy.Delete(keySnapshot); err != nil {
+				return err
+			}
+			return meta.Delete(keySnapSHA)
+		}
+		snapSum := sha256.Sum256(r.Snapshot)
+		if err := policy.Put(keySnapshot, r.Snapshot); err != nil {
+			return fmt.Errorf("put snapshot: %w", err)
+		}
+		return meta.Put(keySnapSHA, snapSum[:])
 	})
 	if err != nil {
 		return fmt.Errorf("cache: save policy to %s: %w", c.path, err)
@@ -99,4 +117,51 @@ func (c *Cache) LoadPolicy() (r PolicyRecord, ok bool, err error) {
 		return PolicyRecord{}, false, fmt.Errorf("cache: load policy from %s: %w", c.path, err)
 	}
 	return r, ok, nil
+}
+
+// LoadSnapshot returns the stored policy record with its binary snapshot and
+// without its document, so that a restart need not read and hash a large
+// document it will not compile. ok is false when no snapshot is stored; a
+// snapshot that does not match its digest is [ErrCorrupt].
+func (c *Cache) LoadSnapshot() (r PolicyRecord, ok bool, err error) {
+	err = c.db.View(func(tx *bolt.Tx) error {
+		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
+		snap := policy.Get(keySnapshot)
+		if snap == nil || policy.Get(keyDocument) == nil {
+			return nil
+		}
+		if sum := sha256.Sum256(snap); !bytes.Equal(meta.Get(keySnapSHA), sum[:]) {
+			return fmt.Errorf("%w: policy snapshot does not match its SHA-256 digest", ErrCorrupt)
+		}
+		fetchedAt, err := time.Parse(time.RFC3339Nano, string(meta.Get(keyFetchedAt)))
+		if err != nil {
+			return fmt.Errorf("%w: policy fetched_at: %w", ErrCorrupt, err)
+		}
+		r = PolicyRecord{
+			Snapshot:  bytes.Clone(snap),
+			Format:    string(meta.Get(keyFormat)),
+			Revision:  string(meta.Get(keyRevision)),
+			ETag:      string(meta.Get(keyETag)),
+			Source:    string(meta.Get(keySource)),
+			FetchedAt: fetchedAt,
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return PolicyRecord{}, false, fmt.Errorf("cache: load policy snapshot from %s: %w", c.path, err)
+	}
+	return r, ok, nil
+}
+
+// PolicyDigest returns the SHA-256 of the stored document, as recorded when
+// it was saved, without reading the document.
+func (c *Cache) PolicyDigest() (sum [sha256.Size]byte, err error) {
+	err = c.db.View(func(tx *bolt.Tx) error {
+		if n := copy(sum[:], tx.Bucket(bucketMeta).Get(keySHA256)); n != sha256.Size {
+			return fmt.Errorf("%w: no document digest", ErrCorrupt)
+		}
+		return nil
+	})
+	return sum, err
 }

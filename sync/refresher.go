@@ -183,22 +183,15 @@ func (r *Refresher) WarmStart() (bool, error) {
 	if r.cfg.Cache == nil {
 		return false, nil
 	}
-	rec, ok, err := r.cfg.Cache.LoadPolicy()
-	if err != nil {
-		return false, fmt.Errorf("read cached policy: %w", err)
-	}
-	if !ok {
-		return false, nil
-	}
-	snap, err := policyfile.Compile(rec.Document, policyfile.Format(rec.Format))
-	if err != nil {
-		return false, fmt.Errorf("cached policy (revision %q) does not compile: %w", rec.Revision, err)
+	snap, rec, err := r.cachedSnapshot()
+	if err != nil || snap == nil {
+		return false, err
 	}
 	etag := rec.ETag
 	if rec.Source != r.cfg.Upstream.String() {
 		etag = "" // a tag from another source says nothing about this one
 	}
-	r.install(snap, sha256.Sum256(rec.Document), func(st *Status) {
+	r.install(snap, rec.contentSum, func(st *Status) {
 		st.ETag = etag
 		st.FromCache = true
 		st.FetchedAt = rec.FetchedAt
@@ -207,6 +200,44 @@ func (r *Refresher) WarmStart() (bool, error) {
 	r.log.Info("serving cached policy", "revision", snap.Revision(), "cached_from", rec.Source, "fetched_at", rec.FetchedAt)
 	r.checkStale()
 	return true, nil
+}
+
+// cachedPolicy is what a warm start knows of the cached document.
+type cachedPolicy struct {
+	cache.PolicyRecord
+	contentSum [sha256.Size]byte
+}
+
+// cachedSnapshot reads the cached policy: its binary snapshot when there is
+// a good one (fast, even for millions of subjects), else its document,
+// compiled. It returns a nil snapshot when the cache holds no policy.
+func (r *Refresher) cachedSnapshot() (*pdp.Snapshot, cachedPolicy, error) {
+	rec, ok, err := r.cfg.Cache.LoadSnapshot()
+	if err == nil && ok {
+		snap, uerr := pdp.UnmarshalSnapshot(rec.Snapshot)
+		if uerr == nil && snap.Revision() == rec.Revision {
+			// The document's digest is stored beside it; reading it is cheap.
+			sum, serr := r.cfg.Cache.PolicyDigest()
+			if serr == nil {
+				return snap, cachedPolicy{rec, sum}, nil
+			}
+		}
+		r.log.Warn("cached policy snapshot unusable; compiling the cached document", "error", uerr)
+	} else if err != nil {
+		r.log.Warn("cached policy snapshot unreadable; compiling the cached document", "error", err)
+	}
+	rec, ok, err = r.cfg.Cache.LoadPolicy()
+	if err != nil {
+		return nil, cachedPolicy{}, fmt.Errorf("read cached policy: %w", err)
+	}
+	if !ok {
+		return nil, cachedPolicy{}, nil
+	}
+	snap, err := policyfile.Compile(rec.Document, policyfile.Format(rec.Format))
+	if err != nil {
+		return nil, cachedPolicy{}, fmt.Errorf("cached policy (revision %q) does not compile: %w", rec.Revision, err)
+	}
+	return snap, cachedPolicy{rec, sha256.Sum256(rec.Document)}, nil
 }
 
 // RefreshOnce fetches the upstream's document and, when it changed and is
@@ -262,6 +293,9 @@ func (r *Refresher) refresh(ctx context.Context) error {
 			ETag:      doc.ETag,
 			Source:    r.cfg.Upstream.String(),
 			FetchedAt: now.UTC(),
+		}
+		if bin, err := snap.MarshalBinary(); err == nil {
+			rec.Snapshot = bin
 		}
 		if err := r.cfg.Cache.SavePolicy(rec); err != nil {
 			// Serving the newer policy matters more than persisting it: it

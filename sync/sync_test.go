@@ -12,6 +12,7 @@ import (
 
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/policyfile"
 	policysync "github.com/rolecall/rolecall/sync"
 )
 
@@ -291,5 +292,42 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	}
 	if _, err := policysync.NewFile(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Fetch of a directory: err = %v", err)
+	}
+}
+
+// A warm start uses the cached binary snapshot when it is good, and compiles
+// the cached document when it is not.
+func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
+	dir := t.TempDir()
+	db := openCache(t, filepath.Join(dir, "rolecall.db"))
+	v1, err := policyfile.Compile([]byte(goodV1), policyfile.YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := v1.MarshalBinary()
+	save := func(snapshot []byte) {
+		// The document says v2; only the snapshot says v1.
+		if err := db.SavePolicy(cache.PolicyRecord{Document: []byte(goodV2), Format: "yaml", Revision: "v1", Source: "file:" + filepath.Join(dir, "p.yaml"), FetchedAt: time.Now().UTC(), Snapshot: snapshot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warm := func() string {
+		e := &pdp.Engine{}
+		ref, err := policysync.New(policysync.Config{Upstream: policysync.NewFile(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := ref.WarmStart(); !ok || err != nil {
+			t.Fatalf("WarmStart = %v, %v", ok, err)
+		}
+		return e.Snapshot().Revision()
+	}
+	save(bin)
+	if got := warm(); got != "v1" {
+		t.Errorf("warm start served %q, want v1 from the snapshot", got)
+	}
+	save([]byte("RCSNAP\x00\x01garbage"))
+	if got := warm(); got != "v2" {
+		t.Errorf("warm start with a bad snapshot served %q, want v2 compiled from the document", got)
 	}
 }

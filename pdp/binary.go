@@ -1,0 +1,363 @@
+package pdp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// snapshotMagic starts a binary snapshot; the last byte is the format
+// version.
+var snapshotMagic = []byte("RCSNAP\x00\x01")
+
+// ErrBadSnapshot wraps every reason a binary snapshot is refused.
+var ErrBadSnapshot = errors.New("invalid binary snapshot")
+
+// MarshalBinary writes the compiled snapshot in a compact binary form that
+// UnmarshalSnapshot reads back far faster than a policy document compiles:
+// the cache keeps it beside the document so that a restart with a very large
+// policy answers within moments.
+func (s *Snapshot) MarshalBinary() ([]byte, error) {
+	w := &writer{buf: append([]byte(nil), snapshotMagic...)}
+	w.str(s.revision)
+	w.uint(uint64(s.counts.Resources))
+	w.uint(uint64(s.counts.Roles))
+	w.uint(uint64(s.counts.Organizations))
+	w.uint(uint64(s.counts.Subjects))
+
+	w.uint(uint64(len(s.resources)))
+	for _, r := range s.resources {
+		w.str(r.id)
+		w.uint(uint64(len(r.actions)))
+		for p := r.base; p < r.base+int32(len(r.actions)); p++ {
+			w.str(s.perms[p].Action) // in offset order
+		}
+	}
+	w.uint(uint64(len(s.roles)))
+	for _, id := range s.roles {
+		w.str(id)
+	}
+	w.uint(uint64(s.words))
+	for _, b := range s.bits {
+		w.buf = binary.LittleEndian.AppendUint64(w.buf, b)
+	}
+	w.uint(uint64(len(s.orgs)))
+	for _, o := range s.orgs {
+		w.str(o.id)
+		w.int32s(o.defaults)
+		w.uint(uint64(len(o.implicit)))
+		for _, r := range o.implicit {
+			w.int(int64(r.emailDomain))
+			w.int(int64(r.ssoConnection))
+			w.int(int64(r.ssoGroup))
+			w.int32s(r.roles)
+		}
+	}
+	w.uint(uint64(len(s.attrs)))
+	for _, a := range s.attrs {
+		w.str(a)
+	}
+	w.int32s(s.rolePool)
+	w.int32s(s.attrPool)
+	w.uint(uint64(len(s.memberPool)))
+	for _, m := range s.memberPool {
+		w.int(int64(m.org))
+		w.span(m.roles)
+	}
+	// Subjects: ids in index order, then their records.
+	ids := make([]string, len(s.subjects))
+	for id, i := range s.subjectIdx {
+		ids[i] = id
+	}
+	w.uint(uint64(len(s.subjects)))
+	for i, sub := range s.subjects {
+		w.str(ids[i])
+		w.int(int64(sub.emailDomain))
+		w.int(int64(sub.ssoConnection))
+		w.span(sub.groups)
+		w.span(sub.global)
+		w.span(sub.members)
+	}
+	return w.buf, nil
+}
+
+// UnmarshalSnapshot reads a snapshot written by MarshalBinary. It checks
+// every count, index and span, and that the sorted runs Decide relies on are
+// sorted, so that a damaged or foreign blob is an error, never a panic or a
+// wrong answer.
+func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
+	if len(data) < len(snapshotMagic) || string(data[:len(snapshotMagic)]) != string(snapshotMagic) {
+		return nil, fmt.Errorf("%w: not a rolecall snapshot of this version", ErrBadSnapshot)
+	}
+	r := &reader{buf: data[len(snapshotMagic):]}
+	s = &Snapshot{}
+	s.revision = r.str()
+	s.counts = Counts{Resources: r.count(), Roles: r.count(), Organizations: r.count(), Subjects: r.count()}
+
+	nres := r.count()
+	s.resources = make([]resource, 0, min(nres, 1<<16))
+	s.resourceIdx = make(map[string]int32, min(nres, 1<<16))
+	for i := 0; i < nres && r.err == nil; i++ {
+		res := resource{id: r.str(), base: int32(len(s.perms))}
+		na := r.count()
+		res.actions = make(map[string]int32, min(na, 1<<10))
+		for k := 0; k < na && r.err == nil; k++ {
+			a := r.str()
+			if _, dup := res.actions[a]; dup {
+				r.fail("duplicate action %q", a)
+			}
+			res.actions[a] = int32(k)
+			s.perms = append(s.perms, Permission{Resource: res.id, Action: a})
+		}
+		if _, dup := s.resourceIdx[res.id]; dup {
+			r.fail("duplicate resource %q", res.id)
+		}
+		s.resourceIdx[res.id] = int32(i)
+		s.resources = append(s.resources, res)
+	}
+	nroles := r.count()
+	s.roles = make([]string, 0, min(nroles, 1<<16))
+	for i := 0; i < nroles && r.err == nil; i++ {
+		s.roles = append(s.roles, r.str())
+	}
+	s.words = r.count()
+	if r.err == nil && s.words != (len(s.perms)+63)/64 {
+		r.fail("%d bitset words for %d permissions", s.words, len(s.perms))
+	}
+	if r.err == nil {
+		n := nroles * s.words
+		if n > len(r.buf)/8 {
+			r.fail("truncated role bitsets")
+		} else {
+			s.bits = make([]uint64, n)
+			for i := range s.bits {
+				s.bits[i] = binary.LittleEndian.Uint64(r.buf[8*i:])
+			}
+			r.buf = r.buf[8*n:]
+		}
+	}
+	norgs := r.count()
+	s.orgs = make([]organization, 0, min(norgs, 1<<16))
+	s.orgIdx = make(map[string]int32, min(norgs, 1<<16))
+	var implicit []*implicitRule
+	for i := 0; i < norgs && r.err == nil; i++ {
+		o := organization{id: r.str(), defaults: r.roleSet(nroles)}
+		ni := r.count()
+		for k := 0; k < ni && r.err == nil; k++ {
+			o.implicit = append(o.implicit, implicitRule{emailDomain: r.int32(), ssoConnection: r.int32(), ssoGroup: r.int32(), roles: r.roleSet(nroles)})
+		}
+		if _, dup := s.orgIdx[o.id]; dup {
+			r.fail("duplicate organization %q", o.id)
+		}
+		s.orgIdx[o.id] = int32(i)
+		s.orgs = append(s.orgs, o)
+	}
+	for i := range s.orgs {
+		for k := range s.orgs[i].implicit {
+			implicit = append(implicit, &s.orgs[i].implicit[k])
+		}
+	}
+	nattrs := r.count()
+	s.attrs = make([]string, 0, min(nattrs, 1<<20))
+	for i := 0; i < nattrs && r.err == nil; i++ {
+		s.attrs = append(s.attrs, r.str())
+	}
+	s.rolePool = r.int32s()
+	for _, v := range s.rolePool {
+		if v < 0 || int(v) >= nroles {
+			r.fail("role index %d out of range", v)
+			break
+		}
+	}
+	s.attrPool = r.int32s()
+	for _, v := range s.attrPool {
+		if v < 0 || int(v) >= nattrs {
+			r.fail("attribute index %d out of range", v)
+			break
+		}
+	}
+	for _, ir := range implicit {
+		for _, a := range []int32{ir.emailDomain, ir.ssoConnection, ir.ssoGroup} {
+			if a != noAttr && (a < 0 || int(a) >= nattrs) {
+				r.fail("attribute index %d out of range", a)
+			}
+		}
+	}
+	nm := r.count()
+	s.memberPool = make([]membership, 0, min(nm, 1<<24))
+	for i := 0; i < nm && r.err == nil; i++ {
+		m := membership{org: r.int32(), roles: r.span(len(s.rolePool))}
+		if m.org < 0 || int(m.org) >= norgs {
+			r.fail("organization index %d out of range", m.org)
+		}
+		if r.err == nil && !sorted(s.rolesOf(m.roles)) {
+			r.fail("unsorted roles")
+		}
+		s.memberPool = append(s.memberPool, m)
+	}
+	ns := r.count()
+	s.subjects = make([]subject, 0, min(ns, 1<<24))
+	s.subjectIdx = make(map[string]int32, min(ns, 1<<24))
+	for i := 0; i < ns && r.err == nil; i++ {
+		id := r.str()
+		sub := subject{emailDomain: r.int32(), ssoConnection: r.int32(), groups: r.span(len(s.attrPool)), global: r.span(len(s.rolePool)), members: r.span(len(s.memberPool))}
+		for _, a := range []int32{sub.emailDomain, sub.ssoConnection} {
+			if a != noAttr && (a < 0 || int(a) >= nattrs) {
+				r.fail("attribute index %d out of range", a)
+			}
+		}
+		if r.err == nil {
+			if !sorted(s.rolesOf(sub.global)) {
+				r.fail("unsorted roles")
+			}
+			ms := s.memberPool[sub.members.off : sub.members.off+sub.members.n]
+			for k := 1; k < len(ms); k++ {
+				if ms[k-1].org >= ms[k].org {
+					r.fail("unsorted memberships")
+				}
+			}
+		}
+		if _, dup := s.subjectIdx[id]; dup {
+			r.fail("duplicate subject %q", id)
+		}
+		s.subjectIdx[id] = int32(i)
+		s.subjects = append(s.subjects, sub)
+	}
+	if r.err == nil && len(r.buf) != 0 {
+		r.fail("%d bytes after the end", len(r.buf))
+	}
+	if r.err == nil && (len(s.resources) != s.counts.Resources || len(s.roles) != s.counts.Roles || len(s.orgs) != s.counts.Organizations || len(s.subjects) != s.counts.Subjects) {
+		r.fail("counts do not match the contents")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return s, nil
+}
+
+func sorted(l []int32) bool {
+	for i := 1; i < len(l); i++ {
+		if l[i-1] >= l[i] {
+			return false
+		}
+	}
+	return true
+}
+
+type writer struct{ buf []byte }
+
+func (w *writer) uint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
+func (w *writer) int(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
+func (w *writer) str(s string) {
+	w.uint(uint64(len(s)))
+	w.buf = append(w.buf, s...)
+}
+func (w *writer) int32s(l []int32) {
+	w.uint(uint64(len(l)))
+	for _, v := range l {
+		w.int(int64(v))
+	}
+}
+func (w *writer) span(sp span) {
+	w.uint(uint64(sp.off))
+	w.uint(uint64(sp.n))
+}
+
+// reader decodes; the first problem sticks in err and later reads return
+// zero values.
+type reader struct {
+	buf []byte
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *reader) uint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.fail("truncated or overlong number")
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *reader) int() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.buf)
+	if n <= 0 {
+		r.fail("truncated or overlong number")
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+// count reads a length, bounded by what the rest of the data could hold.
+func (r *reader) count() int {
+	v := r.uint()
+	if v > uint64(len(r.buf))+1 {
+		r.fail("a count of %d is more than the data holds", v)
+		return 0
+	}
+	return int(v)
+}
+
+func (r *reader) int32() int32 {
+	v := r.int()
+	if v < -1<<31 || v > 1<<31-1 {
+		r.fail("number out of range")
+	}
+	return int32(v)
+}
+
+func (r *reader) str() string {
+	n := r.count()
+	if r.err != nil || n > len(r.buf) {
+		r.fail("truncated string")
+		return ""
+	}
+	s := string(r.buf[:n])
+	r.buf = r.buf[n:]
+	return s
+}
+
+func (r *reader) int32s() []int32 {
+	n := r.count()
+	out := make([]int32, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		out = append(out, r.int32())
+	}
+	return out
+}
+
+// roleSet reads sorted, distinct role indexes below nroles.
+func (r *reader) roleSet(nroles int) []int32 {
+	l := r.int32s()
+	for i, v := range l {
+		if v < 0 || int(v) >= nroles || (i > 0 && l[i-1] >= v) {
+			r.fail("bad role set")
+			break
+		}
+	}
+	return l
+}
+
+// span reads a run that must lie within a pool of size n.
+func (r *reader) span(n int) span {
+	off, cnt := r.uint(), r.uint()
+	if off > uint64(n) || cnt > uint64(n)-off {
+		r.fail("a run [%d, +%d) outside a pool of %d", off, cnt, n)
+		return span{}
+	}
+	return span{uint32(off), uint32(cnt)}
+}
