@@ -153,6 +153,17 @@ func openDB(path string, timeout time.Duration) (db *bolt.DB, err error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("cache: initialise %s: %w", path, err)
 	}
+	// Verifying read every page of the memory map, which would otherwise
+	// stay counted in the process's resident memory: reopen, so that only
+	// the pages rolecall reads later are mapped in. The kernel keeps its page
+	// cache either way.
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("cache: reopen %s: %w", path, err)
+	}
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("cache: reopen %s: %w", path, classifyOpenError(err))
+	}
 	return db, nil
 }
 

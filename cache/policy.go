@@ -119,11 +119,13 @@ func (c *Cache) LoadPolicy() (r PolicyRecord, ok bool, err error) {
 	return r, ok, nil
 }
 
-// LoadSnapshot returns the stored policy record with its binary snapshot and
-// without its document, so that a restart need not read and hash a large
-// document it will not compile. ok is false when no snapshot is stored; a
-// snapshot that does not match its digest is [ErrCorrupt].
-func (c *Cache) LoadSnapshot() (r PolicyRecord, ok bool, err error) {
+// LoadSnapshot decodes the stored binary snapshot with decode, straight from
+// the cache's memory (decode must copy what it keeps), and returns the policy
+// record without its document, so that a restart need not read and hash a
+// large document it will not compile. ok is false when no snapshot is stored;
+// a snapshot that does not match its digest is [ErrCorrupt]; decode's error
+// is returned as it is.
+func (c *Cache) LoadSnapshot(decode func(snapshot []byte) error) (r PolicyRecord, ok bool, err error) {
 	err = c.db.View(func(tx *bolt.Tx) error {
 		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
 		snap := policy.Get(keySnapshot)
@@ -137,8 +139,10 @@ func (c *Cache) LoadSnapshot() (r PolicyRecord, ok bool, err error) {
 		if err != nil {
 			return fmt.Errorf("%w: policy fetched_at: %w", ErrCorrupt, err)
 		}
+		if err := decode(snap); err != nil {
+			return err
+		}
 		r = PolicyRecord{
-			Snapshot:  bytes.Clone(snap),
 			Format:    string(meta.Get(keyFormat)),
 			Revision:  string(meta.Get(keyRevision)),
 			ETag:      string(meta.Get(keyETag)),

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	gosync "sync"
@@ -57,17 +58,37 @@ func (f *File) Fetch(_ context.Context, etag string) (Document, error) {
 		return Document{}, ErrNotModified
 	}
 
-	data, err := os.ReadFile(f.path)
+	// Hash first, streaming, so that confirming a large unchanged file does
+	// not hold it in memory; read it only when it changed.
+	tag, err := f.hash()
 	if err != nil {
 		return Document{}, err
 	}
-	sum := sha256.Sum256(data)
-	tag := "sha256:" + hex.EncodeToString(sum[:])
 	f.mu.Lock()
 	f.lastStat, f.lastETag = stamp, tag
 	f.mu.Unlock()
 	if tag == etag {
 		return Document{}, ErrNotModified
 	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return Document{}, err
+	}
+	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != tag {
+		return Document{}, fmt.Errorf("%s changed while it was read; the next poll reads it again", f.path)
+	}
 	return Document{Data: data, Format: policyfile.DetectFormat(f.path, data), ETag: tag}, nil
+}
+
+func (f *File) hash() (string, error) {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

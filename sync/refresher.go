@@ -212,19 +212,19 @@ type cachedPolicy struct {
 // a good one (fast, even for millions of subjects), else its document,
 // compiled. It returns a nil snapshot when the cache holds no policy.
 func (r *Refresher) cachedSnapshot() (*pdp.Snapshot, cachedPolicy, error) {
-	rec, ok, err := r.cfg.Cache.LoadSnapshot()
-	if err == nil && ok {
-		snap, uerr := pdp.UnmarshalSnapshot(rec.Snapshot)
-		if uerr == nil && snap.Revision() == rec.Revision {
-			// The document's digest is stored beside it; reading it is cheap.
-			sum, serr := r.cfg.Cache.PolicyDigest()
-			if serr == nil {
-				return snap, cachedPolicy{rec, sum}, nil
-			}
+	var snap *pdp.Snapshot
+	rec, ok, err := r.cfg.Cache.LoadSnapshot(func(b []byte) (err error) {
+		snap, err = pdp.UnmarshalSnapshot(b)
+		return err
+	})
+	if err == nil && ok && snap.Revision() == rec.Revision {
+		// The document's digest is stored beside it; reading it is cheap.
+		if sum, err := r.cfg.Cache.PolicyDigest(); err == nil {
+			return snap, cachedPolicy{rec, sum}, nil
 		}
-		r.log.Warn("cached policy snapshot unusable; compiling the cached document", "error", uerr)
-	} else if err != nil {
-		r.log.Warn("cached policy snapshot unreadable; compiling the cached document", "error", err)
+	}
+	if err != nil || ok {
+		r.log.Warn("cached policy snapshot unusable; compiling the cached document", "error", err)
 	}
 	rec, ok, err = r.cfg.Cache.LoadPolicy()
 	if err != nil {
@@ -233,7 +233,7 @@ func (r *Refresher) cachedSnapshot() (*pdp.Snapshot, cachedPolicy, error) {
 	if !ok {
 		return nil, cachedPolicy{}, nil
 	}
-	snap, err := policyfile.Compile(rec.Document, policyfile.Format(rec.Format))
+	snap, err = policyfile.Compile(rec.Document, policyfile.Format(rec.Format))
 	if err != nil {
 		return nil, cachedPolicy{}, fmt.Errorf("cached policy (revision %q) does not compile: %w", rec.Revision, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -229,6 +230,9 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if _, err := ref.WarmStart(); err != nil {
 		log.Warn("cached policy not used", "error", err)
 	}
+	// Loading made garbage (a large policy's blob, decoding buffers): give
+	// it back now rather than as the scavenger gets to it.
+	debug.FreeOSMemory()
 	if tokens != nil {
 		tokens.LoadCachedKeys()
 	}
