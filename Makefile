@@ -1,7 +1,7 @@
 # Developer tasks for rolecall. Tools are pinned in tools/go.mod.
 TOOL := go tool -modfile=tools/go.mod
 
-.PHONY: help generate lint test bench ci run
+.PHONY: help generate lint test bench bench-large bench-server ci run
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -18,8 +18,14 @@ lint: ## go vet, staticcheck, buf lint, gofmt
 test: ## run the tests with the race detector
 	go test -race ./...
 
-bench: ## run the benchmarks
+bench: ## run the go test benchmarks (policies up to 100,000 subjects)
 	go test -run '^$$' -bench . -benchmem ./...
+
+bench-large: ## the scale benchmarks with 1,000,000 subjects too (several GB, minutes)
+	ROLECALL_BENCH_1M=1 go test -run '^$$' -bench 'AtScale|LoadSnapshot|Compile' -benchmem -timeout 30m ./pdp
+
+bench-server: ## rolecall bench against a fresh server: TCP and Unix socket, concurrency 1, 16, 64
+	bash scripts/bench-server.sh
 
 ci: ## run what CI runs
 	bash .ci/run
