@@ -96,20 +96,11 @@ func (c *Cache) LoadPolicy() (r PolicyRecord, ok bool, err error) {
 		if sum := sha256.Sum256(doc); !bytes.Equal(meta.Get(keySHA256), sum[:]) {
 			return fmt.Errorf("%w: policy document does not match its SHA-256 digest", ErrCorrupt)
 		}
-		fetchedAt, err := time.Parse(time.RFC3339Nano, string(meta.Get(keyFetchedAt)))
-		if err != nil {
-			return fmt.Errorf("%w: policy fetched_at: %w", ErrCorrupt, err)
+		if r, err = readMeta(meta); err != nil {
+			return err
 		}
-		// bbolt's memory is only valid inside the transaction; string
-		// conversions copy, the document is copied explicitly.
-		r = PolicyRecord{
-			Document:  bytes.Clone(doc),
-			Format:    string(meta.Get(keyFormat)),
-			Revision:  string(meta.Get(keyRevision)),
-			ETag:      string(meta.Get(keyETag)),
-			Source:    string(meta.Get(keySource)),
-			FetchedAt: fetchedAt,
-		}
+		// bbolt's memory is only valid inside the transaction.
+		r.Document = bytes.Clone(doc)
 		ok = true
 		return nil
 	})
@@ -135,19 +126,11 @@ func (c *Cache) LoadSnapshot(decode func(snapshot []byte) error) (r PolicyRecord
 		if sum := sha256.Sum256(snap); !bytes.Equal(meta.Get(keySnapSHA), sum[:]) {
 			return fmt.Errorf("%w: policy snapshot does not match its SHA-256 digest", ErrCorrupt)
 		}
-		fetchedAt, err := time.Parse(time.RFC3339Nano, string(meta.Get(keyFetchedAt)))
-		if err != nil {
-			return fmt.Errorf("%w: policy fetched_at: %w", ErrCorrupt, err)
+		if r, err = readMeta(meta); err != nil {
+			return err
 		}
 		if err := decode(snap); err != nil {
 			return err
-		}
-		r = PolicyRecord{
-			Format:    string(meta.Get(keyFormat)),
-			Revision:  string(meta.Get(keyRevision)),
-			ETag:      string(meta.Get(keyETag)),
-			Source:    string(meta.Get(keySource)),
-			FetchedAt: fetchedAt,
 		}
 		ok = true
 		return nil
@@ -168,4 +151,20 @@ func (c *Cache) PolicyDigest() (sum [sha256.Size]byte, err error) {
 		return nil
 	})
 	return sum, err
+}
+
+// readMeta reads the policy's metadata; string conversions copy out of
+// bbolt's memory.
+func readMeta(meta *bolt.Bucket) (PolicyRecord, error) {
+	fetchedAt, err := time.Parse(time.RFC3339Nano, string(meta.Get(keyFetchedAt)))
+	if err != nil {
+		return PolicyRecord{}, fmt.Errorf("%w: policy fetched_at: %w", ErrCorrupt, err)
+	}
+	return PolicyRecord{
+		Format:    string(meta.Get(keyFormat)),
+		Revision:  string(meta.Get(keyRevision)),
+		ETag:      string(meta.Get(keyETag)),
+		Source:    string(meta.Get(keySource)),
+		FetchedAt: fetchedAt,
+	}, nil
 }

@@ -67,7 +67,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -264,7 +263,7 @@ func logtoCheckURL(name, raw string) (string, error) {
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
 		return "", fmt.Errorf("logto: %s must be an absolute https URL such as https://your-tenant.logto.app", name)
-	case u.Scheme == "http" && !logtoLoopback(u.Hostname()):
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
 		return "", fmt.Errorf("logto: %s must use https (plain http only on loopback)", name)
 	case u.User != nil:
 		return "", fmt.Errorf("logto: %s must not carry credentials; use AppID and AppSecret", name)
@@ -272,14 +271,6 @@ func logtoCheckURL(name, raw string) (string, error) {
 		return "", fmt.Errorf("logto: %s must not have a query or a fragment", name)
 	}
 	return raw, nil
-}
-
-func logtoLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // logtoDefaultResource is the Management API indicator: per tenant on Logto

@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -206,7 +205,7 @@ func NewStytch(cfg StytchConfig) (*Stytch, error) {
 func stytchEndpoint(base string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("base URL %q: want an https URL such as %s", stytchRedactURL(base), stytchLiveBaseURL)
+		return "", fmt.Errorf("base URL %q: want an https URL such as %s", redactURL(base), stytchLiveBaseURL)
 	}
 	var problems []string
 	if u.User != nil {
@@ -215,30 +214,13 @@ func stytchEndpoint(base string) (string, error) {
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		problems = append(problems, "must not have a query or a fragment")
 	}
-	if u.Scheme == "http" && !stytchLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
 		problems = append(problems, "must be https (plain http is allowed on a loopback host only): the secret would travel in clear text")
 	}
 	if len(problems) > 0 {
-		return "", fmt.Errorf("base URL %q: %s", stytchRedactURL(base), strings.Join(problems, "; "))
+		return "", fmt.Errorf("base URL %q: %s", redactURL(base), strings.Join(problems, "; "))
 	}
 	return strings.TrimSuffix(u.String(), "/") + stytchPolicyPath, nil
-}
-
-func stytchLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func stytchRedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }
 
 // String names the upstream without secrets: "stytch:" and the project id.
