@@ -64,6 +64,14 @@ func Tree(data []byte, f Format) (any, error) {
 // fields, wrong kinds of values) come back as a *pdp.ValidationError; the
 // policy is validated in full by pdp.Compile.
 func Parse(data []byte, f Format) (*pdp.Policy, error) {
+	if f == JSON && len(data) >= largeDocument {
+		if p, ok := parseLargeJSON(data); ok {
+			if p.Revision == "" {
+				p.Revision = ContentRevision(data)
+			}
+			return p, nil
+		}
+	}
 	tree, err := Tree(data, f)
 	if err != nil {
 		return nil, err

@@ -1,14 +1,18 @@
 package policyfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/rolecall/rolecall/pdp"
 )
 
 func TestTree(t *testing.T) {
@@ -155,5 +159,55 @@ func TestMarshalJSONRoundTrips(t *testing.T) {
 	}
 	if _, err := Compile(out, JSON); err != nil {
 		t.Errorf("the written document does not compile: %v", err)
+	}
+}
+
+// A large JSON document takes the typed decoder and reads as the strict
+// decoder reads it; a large document with a problem still gets path-naming
+// problems.
+func TestLargeJSONDocuments(t *testing.T) {
+	data, err := os.ReadFile("../examples/bookstore.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(data, YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lower the threshold for the test, and pad the policy past it.
+	defer func(n int) { largeDocument = n }(largeDocument)
+	largeDocument = 64 << 10
+	for i := 0; i < 1000; i++ {
+		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{"acme": {"member"}}})
+	}
+	big, err := MarshalJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(big) < largeDocument {
+		t.Fatalf("the test document is %d bytes, under the %d threshold", len(big), largeDocument)
+	}
+	fast, ok := parseLargeJSON(big)
+	if !ok {
+		t.Fatal("the typed decoder refused a valid document")
+	}
+	tree, err := Tree(big, JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := pdp.Decode(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(strict, fast, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("typed and strict decoding differ (-strict +typed):\n%s", diff)
+	}
+	// An unknown field makes the typed decoder give up; the strict one
+	// names it.
+	bad := bytes.Replace(big, []byte(`"id":"padding-user-000007"`), []byte(`"id":"padding-user-000007","colour":"blue"`), 1)
+	_, err = Compile(bad, JSON)
+	var verr *pdp.ValidationError
+	if !errors.As(err, &verr) || !strings.Contains(err.Error(), `unknown field "colour"`) {
+		t.Errorf("a large document with an unknown field: %v", err)
 	}
 }
