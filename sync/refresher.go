@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	gosync "sync"
 	"time"
 
@@ -51,6 +52,10 @@ type Config struct {
 	// Now defaults to time.Now; tests set it.
 	Now func() time.Time
 }
+
+// largeDocument is the size from which the refresher returns memory to the
+// operating system after loading a document.
+const largeDocument = 4 << 20
 
 // DefaultInterval is the poll interval when Config.Interval is zero.
 const DefaultInterval = 5 * time.Minute
@@ -315,6 +320,11 @@ func (r *Refresher) refresh(ctx context.Context) error {
 	r.mu.Lock()
 	r.status.AttemptsLoaded++
 	r.mu.Unlock()
+	if len(doc.Data) >= largeDocument {
+		// Compiling a large document left gigabytes of garbage; give the
+		// memory back now rather than as the scavenger gets to it.
+		debug.FreeOSMemory()
+	}
 	r.log.Info("policy loaded", "revision", snap.Revision(), "etag", doc.ETag,
 		"resources", snap.Counts().Resources, "roles", snap.Counts().Roles,
 		"organizations", snap.Counts().Organizations, "subjects", snap.Counts().Subjects)
