@@ -55,6 +55,8 @@ subjects, organizations, resources and actions of --policy FILE.`,
 	serverPID := fs.Int("server-pid", 0, "the server's `pid`, to read its CPU time from /proc")
 	skipHealth := fs.Bool("no-health", false, "skip the health-check phase")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	mode := fs.String("mode", "check", "what to load the server with: check, or validate-token (with --token-file)")
+	tokenFile := fs.String("token-file", "", "validate-token mode: a `file` of tokens, one per line, sent again and again (so they are verified-token cache hits)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,20 +67,33 @@ subjects, organizations, resources and actions of --policy FILE.`,
 	if *duration <= 0 && *requests <= 0 {
 		problems = append(problems, "set --duration or --requests")
 	}
-	if (*workload == "") == !*generate {
-		problems = append(problems, "give --workload FILE or --policy FILE --generate")
-	}
-	if *generate && *policyPath == "" {
-		problems = append(problems, "--generate needs --policy FILE")
+	switch *mode {
+	case "check":
+		if (*workload == "") == !*generate {
+			problems = append(problems, "give --workload FILE or --policy FILE --generate")
+		}
+		if *generate && *policyPath == "" {
+			problems = append(problems, "--generate needs --policy FILE")
+		}
+	case "validate-token":
+		if *tokenFile == "" {
+			problems = append(problems, "--mode validate-token needs --token-file")
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("--mode %q: want check or validate-token", *mode))
 	}
 	if len(problems) > 0 {
 		return usageError("%s", strings.Join(problems, "; "))
 	}
 	var queries []*rolecallv1.CheckRequest
+	var tokens []*rolecallv1.ValidateTokenRequest
 	var err error
-	if *generate {
+	switch {
+	case *mode == "validate-token":
+		tokens, err = readTokens(*tokenFile)
+	case *generate:
 		queries, err = generateChecks(*policyPath, *seed, 10000)
-	} else {
+	default:
 		queries, err = readWorkload(*workload)
 	}
 	if err != nil {
@@ -113,13 +128,25 @@ subjects, organizations, resources and actions of --policy FILE.`,
 		api[i] = rolecallv1.NewPolicyDecisionServiceClient(c)
 	}
 	var allowed atomic.Int64
-	r := runPhase(ctx, "check", load, func(ctx context.Context, worker, i int) error {
+	call := func(ctx context.Context, worker, i int) error {
 		resp, err := api[worker%len(api)].Check(ctx, queries[i%len(queries)])
 		if err == nil && resp.GetAllowed() {
 			allowed.Add(1)
 		}
 		return err
-	})
+	}
+	name := "check"
+	if *mode == "validate-token" {
+		name = "validate-token"
+		call = func(ctx context.Context, worker, i int) error {
+			resp, err := api[worker%len(api)].ValidateToken(ctx, tokens[i%len(tokens)])
+			if err == nil && resp.GetValid() {
+				allowed.Add(1)
+			}
+			return err
+		}
+	}
+	r := runPhase(ctx, name, load, call)
 	r.Allowed = allowed.Load()
 	report.Check = r
 	if report.Health != nil && report.Health.RPS > 0 {
@@ -302,7 +329,7 @@ func printReport(w io.Writer, r benchReport) error {
 		return err
 	}
 	if r.ThroughputRatio > 0 {
-		fmt.Fprintf(w, "check/health: throughput %.2f×", r.ThroughputRatio)
+		fmt.Fprintf(w, "%s/health: throughput %.2f×", r.Check.Name, r.ThroughputRatio)
 		if r.CPURatio > 0 {
 			fmt.Fprintf(w, ", server CPU per request %.2f×", r.CPURatio)
 		}
@@ -373,6 +400,24 @@ func generateChecks(path string, seed uint64, n int) ([]*rolecallv1.CheckRequest
 			q.Org = orgs[r.IntN(len(orgs))]
 		}
 		out[i] = q
+	}
+	return out, nil
+}
+
+// readTokens reads tokens, one per line.
+func readTokens(path string) ([]*rolecallv1.ValidateTokenRequest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*rolecallv1.ValidateTokenRequest
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, &rolecallv1.ValidateTokenRequest{Token: line})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New(path + ": no tokens")
 	}
 	return out, nil
 }

@@ -724,3 +724,40 @@ func TestBenchReportsCorrectCounts(t *testing.T) {
 		t.Errorf("bench without a workload: exit %d, %q", code, errOut)
 	}
 }
+
+// rolecall bench --mode validate-token loads ValidateToken with the same
+// tokens again and again.
+func TestBenchValidateTokenMode(t *testing.T) {
+	dir := t.TempDir()
+	devAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() { done <- run(ctx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), logs, logs) }()
+	defer func() { cancel(); <-done }()
+	waitListening(t, devAddr)
+	issuers := filepath.Join(dir, "issuers.yaml")
+	if err := os.WriteFile(issuers, []byte("issuers:\n  - issuer: http://"+devAddr+"\n    profile: logto\n    audiences: [api]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	d := startServe(t, dir, "--policy", bookstore, "--grpc-addr", addr, "--issuers", issuers)
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	_, tok, _ := runCmd(t, "dev-issuer", "token", "--addr", devAddr, "--sub", "alice", "--client-id", "web", "--aud", "api")
+	tokens := filepath.Join(dir, "tokens.txt")
+	if err := os.WriteFile(tokens, []byte(tok+"\nnot-a-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "bench", "--addr", addr, "--mode", "validate-token", "--token-file", tokens, "--requests", "200", "--concurrency", "2", "--no-health", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Check.Name != "validate-token" || r.Check.Requests != 200 || r.Check.Errors != 0 || r.Check.Allowed != 100 {
+		t.Errorf("validate-token bench: %+v; want 200 calls, 100 valid tokens", r.Check)
+	}
+}
