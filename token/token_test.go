@@ -49,7 +49,7 @@ type fakeIssuer struct {
 	mode     atomic.Int32
 }
 
-func newFakeIssuer(t *testing.T, alg string) *fakeIssuer {
+func newFakeIssuer(t testing.TB, alg string) *fakeIssuer {
 	t.Helper()
 	di, err := devissuer.New(devissuer.Options{Algorithm: alg})
 	if err != nil {
@@ -83,7 +83,7 @@ func newFakeIssuer(t *testing.T, alg string) *fakeIssuer {
 	return f
 }
 
-func (f *fakeIssuer) mint(t *testing.T, claims map[string]any, opts ...devissuer.MintOption) string {
+func (f *fakeIssuer) mint(t testing.TB, claims map[string]any, opts ...devissuer.MintOption) string {
 	t.Helper()
 	tok, err := f.Mint(claims, append([]devissuer.MintOption{devissuer.WithNow(t0)}, opts...)...)
 	if err != nil {
