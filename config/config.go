@@ -99,10 +99,13 @@ type GRPC struct {
 	// Address is the TCP host:port to serve on; "" disables TCP. Default
 	// 127.0.0.1:50051.
 	Address string `yaml:"address"`
-	// UnixSocket is the path of a Unix socket to serve on as well, created
-	// with mode 0660; "" (the default) for none. Address and UnixSocket may
-	// not both be empty.
+	// UnixSocket is the path of a Unix socket to serve on as well; "" (the
+	// default) for none. Address and UnixSocket may not both be empty.
 	UnixSocket string `yaml:"unix_socket"`
+	// UnixSocketMode is the socket file's permission bits, in octal.
+	// Default "0660": the owner and the group (the service sharing the pod
+	// or host) may connect, no one else.
+	UnixSocketMode string `yaml:"unix_socket_mode"`
 	// MaxRecvMsgBytes is the largest gRPC message a client may send.
 	// Default 4194304 (4 MiB).
 	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes"`
@@ -252,6 +255,7 @@ func Default() *Config {
 	return &Config{
 		GRPC: GRPC{
 			Address:              "127.0.0.1:50051",
+			UnixSocketMode:       "0660",
 			MaxRecvMsgBytes:      4 << 20,
 			MaxConcurrentStreams: 1024,
 			KeepaliveMinTime:     10 * time.Second,
@@ -636,6 +640,9 @@ func (c *Config) Validate() error {
 		bad("grpc", "address and unix_socket are both empty: set one or both")
 	}
 	address("grpc.address", g.Address)
+	if _, err := ParseFileMode(g.UnixSocketMode); err != nil {
+		bad("grpc.unix_socket_mode", "%v", err)
+	}
 	if g.MaxRecvMsgBytes < 1 {
 		bad("grpc.max_recv_msg_bytes", "%d: want at least 1", g.MaxRecvMsgBytes)
 	}
@@ -830,4 +837,13 @@ func envName(path, name string, bad func(path, format string, args ...any)) {
 func httpURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// ParseFileMode parses permission bits written in octal, such as "0660".
+func ParseFileMode(s string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q: want octal permission bits from 0000 to 0777, such as 0660", s)
+	}
+	return os.FileMode(m), nil
 }

@@ -194,9 +194,9 @@ func (s *Server) shutdown() {
 // Listen opens the listeners Serve needs: TCP on tcpAddr and a Unix socket at
 // unixPath, each when not empty. A stale socket file left by a process that
 // died is replaced; a live one, or any other file at the path, is an error.
-// The socket file is created with mode 0660 and removed when the listener
-// closes.
-func Listen(tcpAddr, unixPath string) ([]net.Listener, error) {
+// The socket file gets permission bits unixMode (0660 when zero) and is
+// removed when the listener closes.
+func Listen(tcpAddr, unixPath string, unixMode os.FileMode) ([]net.Listener, error) {
 	if tcpAddr == "" && unixPath == "" {
 		return nil, errors.New("no listener configured: set a TCP address, a Unix socket path, or both")
 	}
@@ -214,7 +214,7 @@ func Listen(tcpAddr, unixPath string) ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	if unixPath != "" {
-		l, err := listenUnix(unixPath)
+		l, err := listenUnix(unixPath, unixMode)
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -224,7 +224,10 @@ func Listen(tcpAddr, unixPath string) ([]net.Listener, error) {
 	return ls, nil
 }
 
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if mode == 0 {
+		mode = 0o660
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("listen on unix socket %s: the path exists and is not a socket", path)
@@ -241,7 +244,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on unix socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, mode); err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("set mode of unix socket %s: %w", path, err)
 	}

@@ -302,7 +302,7 @@ func TestReflectionListsTheService(t *testing.T) {
 
 func TestOverLoopbackTCPAndUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "rolecall.sock")
-	ls, err := server.Listen("127.0.0.1:0", sock)
+	ls, err := server.Listen("127.0.0.1:0", sock, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestListenUnixSocket(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "s.sock")
 
-	ls, err := server.Listen("", sock)
+	ls, err := server.Listen("", sock, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,15 +340,18 @@ func TestListenUnixSocket(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode = %v, %v; want 0660", fi.Mode().Perm(), err)
 	}
-	if _, err := server.Listen("", sock); err == nil || !strings.Contains(err.Error(), "another process is serving") {
+	if _, err := server.Listen("", sock, 0); err == nil || !strings.Contains(err.Error(), "another process is serving") {
 		t.Errorf("second Listen on a live socket: err = %v", err)
 	}
 	// Leave a stale socket file behind, as a killed process would.
 	ls[0].(*net.UnixListener).SetUnlinkOnClose(false)
 	_ = ls[0].Close()
-	ls, err = server.Listen("", sock)
+	ls, err = server.Listen("", sock, 0o600)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v, %v; want the configured 0600", fi.Mode().Perm(), err)
 	}
 	_ = ls[0].Close()
 
@@ -356,10 +359,10 @@ func TestListenUnixSocket(t *testing.T) {
 	if err := os.WriteFile(plain, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.Listen("", plain); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := server.Listen("", plain, 0); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("Listen over a regular file: err = %v", err)
 	}
-	if _, err := server.Listen("", ""); err == nil {
+	if _, err := server.Listen("", "", 0); err == nil {
 		t.Error("Listen with nothing to listen on succeeded")
 	}
 }

@@ -78,7 +78,8 @@ flags given on the command line override it.`,
 	var policyFile string
 	registerPolicyFlags(fs, &cfg.Policy, &policyFile)
 	fs.StringVar(&cfg.GRPC.Address, "grpc-addr", cfg.GRPC.Address, "TCP `address` for gRPC; empty to disable TCP")
-	fs.StringVar(&cfg.GRPC.UnixSocket, "unix-socket", cfg.GRPC.UnixSocket, "also serve gRPC on a Unix socket at `PATH` (created 0660)")
+	fs.StringVar(&cfg.GRPC.UnixSocket, "unix-socket", cfg.GRPC.UnixSocket, "also serve gRPC on a Unix socket at `PATH`")
+	fs.StringVar(&cfg.GRPC.UnixSocketMode, "unix-socket-mode", cfg.GRPC.UnixSocketMode, "permission bits of the Unix socket, in octal")
 	fs.DurationVar(&cfg.GRPC.GracePeriod, "grace-period", cfg.GRPC.GracePeriod, "how long in-flight calls may finish at shutdown")
 	fs.StringVar(&cfg.Admin.Address, "admin-addr", cfg.Admin.Address, "HTTP `address` of the admin endpoints (/healthz, /readyz, /metrics, /v1/status, /v1/refresh, webhooks); empty to disable")
 	fs.BoolVar(&cfg.Admin.PProf, "pprof", cfg.Admin.PProf, "serve /debug/pprof on the admin listener")
@@ -237,7 +238,11 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		tokens.LoadCachedKeys()
 	}
 
-	listeners, err := server.Listen(cfg.GRPC.Address, cfg.GRPC.UnixSocket)
+	sockMode, err := config.ParseFileMode(cfg.GRPC.UnixSocketMode)
+	if err != nil {
+		return fmt.Errorf("grpc.unix_socket_mode: %w", err)
+	}
+	listeners, err := server.Listen(cfg.GRPC.Address, cfg.GRPC.UnixSocket, sockMode)
 	if err != nil {
 		return err
 	}
