@@ -194,7 +194,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 			return usageError("%v", err)
 		}
 	}
-	dlog, closeDlog, err := openDecisionLog(cfg.DecisionLog)
+	dlog, closeDlog, err := openDecisionLog(cfg.DecisionLog, sio)
 	if err != nil {
 		return err
 	}
@@ -367,9 +367,9 @@ func tokenStats(v *token.Validator) func() token.Stats {
 	return v.Stats
 }
 
-// openDecisionLog opens the decision log's output; without a log it returns
-// nil and a no-op close.
-func openDecisionLog(c config.DecisionLog) (*decisionlog.Logger, func(), error) {
+// openDecisionLog opens the decision log's output ("stdout" and "stderr" are
+// the command's own); without a log it returns nil and a no-op close.
+func openDecisionLog(c config.DecisionLog, sio stdio) (*decisionlog.Logger, func(), error) {
 	if !c.Enabled {
 		return nil, func() {}, nil
 	}
@@ -377,9 +377,9 @@ func openDecisionLog(c config.DecisionLog) (*decisionlog.Logger, func(), error) 
 	closeFn := func() {}
 	switch c.Output {
 	case "stdout":
-		w = os.Stdout
+		w = sio.out
 	case "stderr":
-		w = os.Stderr
+		w = sio.err
 	default:
 		f, err := os.OpenFile(c.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
