@@ -118,6 +118,21 @@ type GRPC struct {
 	// GracePeriod is how long in-flight calls (and admin requests) may
 	// finish at shutdown. Default 10s.
 	GracePeriod time.Duration `yaml:"grace_period"`
+	// TLS, when CertFile is set, serves TLS on Address (the Unix socket
+	// stays plaintext: its file mode guards it). Changed files are picked up
+	// without a restart.
+	TLS ServerTLS `yaml:"tls"`
+}
+
+// ServerTLS names the PEM files of a listener's TLS.
+type ServerTLS struct {
+	// CertFile is the certificate chain; it needs KeyFile.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is CertFile's private key.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, requires clients to present a certificate
+	// issued by one of these CAs (mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Admin configures the admin HTTP listener: /healthz, /readyz, /v1/status,
@@ -642,6 +657,16 @@ func (c *Config) Validate() error {
 	address("grpc.address", g.Address)
 	if _, err := ParseFileMode(g.UnixSocketMode); err != nil {
 		bad("grpc.unix_socket_mode", "%v", err)
+	}
+	if tl := g.TLS; tl.CertFile != "" || tl.KeyFile != "" || tl.ClientCAFile != "" {
+		switch {
+		case tl.CertFile == "":
+			bad("grpc.tls.cert_file", "must be set when grpc.tls has key_file or client_ca_file")
+		case tl.KeyFile == "":
+			bad("grpc.tls.key_file", "must be set with cert_file")
+		case g.Address == "":
+			bad("grpc.tls", "needs grpc.address: TLS is served on the TCP listener only")
+		}
 	}
 	if g.MaxRecvMsgBytes < 1 {
 		bad("grpc.max_recv_msg_bytes", "%d: want at least 1", g.MaxRecvMsgBytes)

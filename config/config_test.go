@@ -211,6 +211,7 @@ func filled() *Config {
 			MaxConcurrentStreams: 64,
 			KeepaliveMinTime:     30 * time.Second,
 			GracePeriod:          3 * time.Second,
+			TLS:                  ServerTLS{CertFile: "/etc/rolecall/tls/tls.crt", KeyFile: "/etc/rolecall/tls/tls.key", ClientCAFile: "/etc/rolecall/tls/ca.crt"},
 		},
 		Admin: Admin{Address: "127.0.0.1:7000", PProf: true},
 		Cache: Cache{Path: "/var/lib/rolecall/cache.db"},
@@ -428,7 +429,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key names its line and path",
 			doc:  "grpc:\n  address: 127.0.0.1:50051\n  granc: x\n",
-			want: []string{"line 3: unknown key grpc.granc; grpc has address, unix_socket, unix_socket_mode, max_recv_msg_bytes, max_concurrent_streams, keepalive_min_time, grace_period"},
+			want: []string{"line 3: unknown key grpc.granc; grpc has address, unix_socket, unix_socket_mode, max_recv_msg_bytes, max_concurrent_streams, keepalive_min_time, grace_period, tls"},
 		},
 		{
 			name: "unknown key at the top, with a suggestion",
@@ -611,6 +612,8 @@ func TestValidateRejects(t *testing.T) {
 		{"logto without host", func(c *Config) { c.Policy.Upstream = "logto://"; c.Policy.Logto.AppID = "a" }, []string{"policy.upstream: want logto://TENANT_HOST"}},
 		{"no listener", func(c *Config) { c.GRPC.Address = "" }, []string{"grpc: address and unix_socket are both empty: set one or both"}},
 		{"socket mode not octal", func(c *Config) { c.GRPC.UnixSocketMode = "rw-rw----" }, []string{`grpc.unix_socket_mode: "rw-rw----": want octal permission bits from 0000 to 0777, such as 0660`}},
+		{"TLS key without a certificate", func(c *Config) { c.GRPC.TLS.KeyFile = "tls.key" }, []string{"grpc.tls.cert_file: must be set when grpc.tls has key_file or client_ca_file"}},
+		{"TLS certificate without a key", func(c *Config) { c.GRPC.TLS.CertFile = "tls.crt" }, []string{"grpc.tls.key_file: must be set with cert_file"}},
 		{"socket mode too large", func(c *Config) { c.GRPC.UnixSocketMode = "4777" }, []string{`grpc.unix_socket_mode: "4777": want octal permission bits from 0000 to 0777, such as 0660`}},
 		{"bad addresses", func(c *Config) { c.GRPC.Address, c.Admin.Address = "50051", "localhost:99999" }, []string{
 			`grpc.address: "50051": want HOST:PORT, such as 127.0.0.1:50051 or :50051`,

@@ -41,8 +41,7 @@ subjects, organizations, resources and actions of --policy FILE.`,
 		`  rolecall bench --duration 10s --concurrency 16 --policy examples/bookstore.yaml --generate
   rolecall bench --unix-socket /run/rolecall/rolecall.sock --workload checks.jsonl --server-pid 1234 --json`,
 		sio.err)
-	addr := fs.String("addr", defaultAddr, "server TCP `address`")
-	unixSocket := fs.String("unix-socket", "", "server Unix socket `path` (instead of --addr)")
+	srv := registerServerFlags(fs)
 	concurrency := fs.Int("concurrency", 16, "calls in flight")
 	connections := fs.Int("connections", 1, "gRPC connections, shared round-robin by the workers")
 	duration := fs.Duration("duration", 10*time.Second, "how long each phase runs")
@@ -102,7 +101,7 @@ subjects, organizations, resources and actions of --policy FILE.`,
 
 	conns := make([]*grpc.ClientConn, *connections)
 	for i := range conns {
-		c, _, err := dial(*addr, *unixSocket)
+		c, _, err := srv.dial()
 		if err != nil {
 			return err
 		}
@@ -156,7 +155,7 @@ subjects, organizations, resources and actions of --policy FILE.`,
 		}
 	}
 	report.Concurrency, report.Connections, report.Transport = *concurrency, *connections, "tcp"
-	if *unixSocket != "" {
+	if srv.unixSocket != "" {
 		report.Transport = "unix"
 	}
 	if *asJSON {

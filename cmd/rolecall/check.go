@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -32,8 +36,7 @@ Prints the decision and its reason. Exit code: 0 allowed, 1 denied, 2 error.`,
 	fs.StringVar(&q.Org, "org", "", "organization `id`; empty for the subject's global roles")
 	fs.StringVar(&q.Resource, "resource", "", "resource `id`; required")
 	fs.StringVar(&q.Action, "action", "", "`action` on the resource; required")
-	addr := fs.String("addr", defaultAddr, "server TCP `address`")
-	unixSocket := fs.String("unix-socket", "", "server Unix socket `path` (instead of --addr)")
+	srv := registerServerFlags(fs)
 	policyPath := fs.String("policy", "", "decide locally from this policy `FILE` instead of asking a server")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the server")
@@ -52,7 +55,7 @@ Prints the decision and its reason. Exit code: 0 allowed, 1 denied, 2 error.`,
 	if *policyPath != "" {
 		resp, err = checkLocal(*policyPath, q)
 	} else {
-		resp, err = checkRemote(ctx, *addr, *unixSocket, *timeout, q)
+		resp, err = checkRemote(ctx, srv, *timeout, q)
 	}
 	if err != nil {
 		return err
@@ -93,8 +96,8 @@ func checkLocal(path string, q pdp.Query) (*rolecallv1.CheckResponse, error) {
 	}, nil
 }
 
-func checkRemote(ctx context.Context, addr, unixSocket string, timeout time.Duration, q pdp.Query) (*rolecallv1.CheckResponse, error) {
-	conn, target, err := dial(addr, unixSocket)
+func checkRemote(ctx context.Context, srv *serverFlags, timeout time.Duration, q pdp.Query) (*rolecallv1.CheckResponse, error) {
+	conn, target, err := srv.dial()
 	if err != nil {
 		return nil, err
 	}
@@ -111,14 +114,64 @@ func checkRemote(ctx context.Context, addr, unixSocket string, timeout time.Dura
 	return resp, nil
 }
 
-// dial connects to a server at a TCP address or a Unix socket path.
-func dial(addr, unixSocket string) (*grpc.ClientConn, string, error) {
-	target := addr
-	if unixSocket != "" {
-		target = "unix://" + unixSocket
+// serverFlags say how the client commands reach a running server.
+type serverFlags struct {
+	addr, unixSocket       string
+	tlsCA, tlsCert, tlsKey string
+}
+
+func registerServerFlags(fs *flag.FlagSet) *serverFlags {
+	s := &serverFlags{}
+	fs.StringVar(&s.addr, "addr", defaultAddr, "server TCP `address`")
+	fs.StringVar(&s.unixSocket, "unix-socket", "", "server Unix socket `path` (instead of --addr)")
+	fs.StringVar(&s.tlsCA, "tls-ca", "", "connect over TLS, trusting the server certificate's PEM CAs in `file`")
+	fs.StringVar(&s.tlsCert, "tls-cert", "", "PEM client certificate `file` for mutual TLS (with --tls-ca and --tls-key)")
+	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	return s
+}
+
+// dial connects to the server at the TCP address or the Unix socket path,
+// over TLS when --tls-ca is set.
+func (s *serverFlags) dial() (*grpc.ClientConn, string, error) {
+	target := s.addr
+	if s.unixSocket != "" {
+		target = "unix://" + s.unixSocket
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if s.tlsCA != "" || s.tlsCert != "" || s.tlsKey != "" {
+		cfg, err := s.tlsConfig()
+		if err != nil {
+			return nil, target, err
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	return conn, target, err
+}
+
+func (s *serverFlags) tlsConfig() (*tls.Config, error) {
+	if s.tlsCA == "" {
+		return nil, usageError("--tls-cert and --tls-key need --tls-ca")
+	}
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return nil, usageError("--tls-cert and --tls-key go together")
+	}
+	pem, err := os.ReadFile(s.tlsCA)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", s.tlsCA)
+	}
+	if s.tlsCert != "" {
+		pair, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 func printDecision(sio stdio, resp *rolecallv1.CheckResponse, asJSON bool) error {

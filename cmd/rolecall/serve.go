@@ -80,6 +80,9 @@ flags given on the command line override it.`,
 	fs.StringVar(&cfg.GRPC.Address, "grpc-addr", cfg.GRPC.Address, "TCP `address` for gRPC; empty to disable TCP")
 	fs.StringVar(&cfg.GRPC.UnixSocket, "unix-socket", cfg.GRPC.UnixSocket, "also serve gRPC on a Unix socket at `PATH`")
 	fs.StringVar(&cfg.GRPC.UnixSocketMode, "unix-socket-mode", cfg.GRPC.UnixSocketMode, "permission bits of the Unix socket, in octal")
+	fs.StringVar(&cfg.GRPC.TLS.CertFile, "grpc-tls-cert", cfg.GRPC.TLS.CertFile, "serve TLS on --grpc-addr with this PEM certificate chain `file` (reloaded when it changes)")
+	fs.StringVar(&cfg.GRPC.TLS.KeyFile, "grpc-tls-key", cfg.GRPC.TLS.KeyFile, "PEM private key `file` of --grpc-tls-cert")
+	fs.StringVar(&cfg.GRPC.TLS.ClientCAFile, "grpc-tls-client-ca", cfg.GRPC.TLS.ClientCAFile, "require client certificates issued by these PEM CAs (`file`): mutual TLS")
 	fs.DurationVar(&cfg.GRPC.GracePeriod, "grace-period", cfg.GRPC.GracePeriod, "how long in-flight calls may finish at shutdown")
 	fs.StringVar(&cfg.Admin.Address, "admin-addr", cfg.Admin.Address, "HTTP `address` of the admin endpoints (/healthz, /readyz, /metrics, /v1/status, /v1/refresh, webhooks); empty to disable")
 	fs.BoolVar(&cfg.Admin.PProf, "pprof", cfg.Admin.PProf, "serve /debug/pprof on the admin listener")
@@ -246,8 +249,26 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if err != nil {
 		return err
 	}
+	if tl := cfg.GRPC.TLS; tl.CertFile != "" {
+		for i, l := range listeners {
+			if l.Addr().Network() != "tcp" {
+				continue
+			}
+			if listeners[i], err = server.TLSListener(l, server.TLSFiles{CertFile: tl.CertFile, KeyFile: tl.KeyFile, ClientCAFile: tl.ClientCAFile}, log); err != nil {
+				closeAll(listeners, nil)
+				return err
+			}
+		}
+	}
 	for _, l := range listeners {
-		log.Info("serving gRPC", "network", l.Addr().Network(), "address", l.Addr().String())
+		security := "plaintext"
+		if l.Addr().Network() == "tcp" && cfg.GRPC.TLS.CertFile != "" {
+			security = "TLS"
+			if cfg.GRPC.TLS.ClientCAFile != "" {
+				security = "mutual TLS"
+			}
+		}
+		log.Info("serving gRPC", "network", l.Addr().Network(), "address", l.Addr().String(), "security", security)
 	}
 	var adminSrv *http.Server
 	var adminListener net.Listener

@@ -46,8 +46,7 @@ allowed, with a check), 1 invalid or denied, 2 error.`,
 	fs.StringVar(&check.Resource, "resource", "", "also check this `resource` (with --action)")
 	fs.StringVar(&check.Action, "action", "", "the `action` of the check")
 	fs.StringVar(&check.Org, "check-org", "", "the `organization` of the check (default: the token's)")
-	addr := fs.String("addr", defaultAddr, "server TCP `address`")
-	unixSocket := fs.String("unix-socket", "", "server Unix socket `path` (instead of --addr)")
+	srv := registerServerFlags(fs)
 	var issuers issuerFlags
 	issuers.registerFile(fs)
 	policyPath := fs.String("policy", "", "with local issuers: the policy `FILE` for checks in the token_roles and policy modes")
@@ -83,7 +82,7 @@ allowed, with a check), 1 invalid or denied, 2 error.`,
 	if len(cfgs) > 0 {
 		resp, err = validateLocal(ctx, cfgs, *policyPath, req)
 	} else {
-		resp, err = validateRemote(ctx, *addr, *unixSocket, req)
+		resp, err = validateRemote(ctx, srv, req)
 	}
 	if err != nil {
 		return err
@@ -124,8 +123,8 @@ func validateLocal(ctx context.Context, cfgs []token.IssuerConfig, policyPath st
 	return resp, nil
 }
 
-func validateRemote(ctx context.Context, addr, unixSocket string, req *rolecallv1.ValidateTokenRequest) (*rolecallv1.ValidateTokenResponse, error) {
-	conn, target, err := dial(addr, unixSocket)
+func validateRemote(ctx context.Context, srv *serverFlags, req *rolecallv1.ValidateTokenRequest) (*rolecallv1.ValidateTokenResponse, error) {
+	conn, target, err := srv.dial()
 	if err != nil {
 		return nil, err
 	}
