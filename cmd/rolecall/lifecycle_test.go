@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -32,15 +33,36 @@ type child struct {
 	conn *grpc.ClientConn
 }
 
+// startChild builds rolecall and runs "rolecall serve" on the bookstore
+// policy, and waits until it is ready.
 func startChild(t *testing.T, extra ...string) *child {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rolecall")
+	c := spawnServe(t, buildRolecall(t), dir, append([]string{"--policy", bookstore}, extra...)...)
+	if err := c.waitServing(15 * time.Second); err != nil {
+		t.Fatalf("the child did not become ready: %v\n%s", err, c.logs)
+	}
+	return c
+}
+
+// buildRolecall builds the binary once for a test.
+func buildRolecall(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rolecall")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// spawnServe starts bin as "rolecall serve" on a Unix socket in dir, with its
+// cache at dir/rolecall.db and no TCP listeners, plus args; it does not wait
+// for the child to be ready. The child is killed when the test ends.
+func spawnServe(t *testing.T, bin, dir string, args ...string) *child {
+	t.Helper()
 	c := &child{sock: filepath.Join(dir, "rolecall.sock"), db: filepath.Join(dir, "rolecall.db"), logs: &syncBuffer{}, done: make(chan error, 1)}
-	args := append([]string{"serve", "--policy", bookstore, "--grpc-addr", "", "--admin-addr", "", "--authz-addr", "", "--unix-socket", c.sock, "--cache", c.db}, extra...)
+	args = append([]string{"serve", "--grpc-addr", "", "--admin-addr", "", "--authz-addr", "",
+		"--unix-socket", c.sock, "--cache", c.db}, args...)
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
@@ -52,22 +74,19 @@ func startChild(t *testing.T, extra ...string) *child {
 		<-c.done
 	})
 	var err error
-	if c.conn, err = grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	// The socket of a previous, killed process may still be there: retry
+	// the connection quickly rather than after gRPC's default second.
+	c.conn, err = grpc.NewClient("unix://"+c.sock,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.5, Jitter: 0.2, MaxDelay: 100 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.conn.Close() })
-	h := healthpb.NewHealthClient(c.conn)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the child did not become ready: %v\n%s", err, c.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return c
 }
 
 // wait waits, for at most limit, for the child to exit.
