@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +49,8 @@ type Cache struct {
 	db         *bolt.DB
 	path       string
 	movedAside string
+	// keptCopy is set once a damaged record's file has been copied aside.
+	keptCopy atomic.Bool
 }
 
 // Open opens the cache file at path, creating it (mode 0600) and its buckets
@@ -259,16 +262,47 @@ func initBuckets(tx *bolt.Tx) error {
 // exist yet, so that a second bad file in the same second does not replace
 // the first.
 func moveAside(path string) (string, error) {
-	base := path + ".corrupt-" + time.Now().UTC().Format(movedAsideLayout)
-	dst := base
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(dst); err != nil {
-			break
-		}
-		dst = fmt.Sprintf("%s.%d", base, i)
-	}
+	dst := corruptName(path)
 	if err := os.Rename(path, dst); err != nil {
 		return "", fmt.Errorf("cache: move unreadable %s aside: %w", path, err)
 	}
 	return dst, nil
+}
+
+// corruptName returns a ".corrupt-<time>" name next to path that does not
+// exist yet.
+func corruptName(path string) string {
+	base := path + ".corrupt-" + time.Now().UTC().Format(movedAsideLayout)
+	dst := base
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dst); err != nil {
+			return dst
+		}
+		dst = fmt.Sprintf("%s.%d", base, i)
+	}
+}
+
+// corrupt reports a damaged record found in tx: bbolt reads the file, but a
+// stored record's bytes changed. The first time, it copies the file as tx
+// sees it to a ".corrupt-<time>" name, so that the evidence outlives the
+// next save, which replaces the record. The returned error wraps
+// [ErrCorrupt] and names the copy.
+func (c *Cache) corrupt(tx *bolt.Tx, what string) error {
+	err := fmt.Errorf("%w: %s", ErrCorrupt, what)
+	if !c.keptCopy.CompareAndSwap(false, true) {
+		return err
+	}
+	dst := corruptName(c.path)
+	f, ferr := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if ferr == nil {
+		_, ferr = tx.WriteTo(f)
+		if cerr := f.Close(); ferr == nil {
+			ferr = cerr
+		}
+	}
+	if ferr != nil {
+		_ = os.Remove(dst)
+		return fmt.Errorf("%w (a copy for inspection could not be kept: %v)", err, ferr)
+	}
+	return fmt.Errorf("%w; a copy of the file is kept at %s", err, dst)
 }

@@ -211,8 +211,32 @@ func TestLoadPolicyDetectsChangedDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := c.LoadPolicy(); !errors.Is(err, ErrCorrupt) || ok {
-		t.Errorf("LoadPolicy = ok %v, err %v; want ErrCorrupt", ok, err)
+	_, ok, err := c.LoadPolicy()
+	if !errors.Is(err, ErrCorrupt) || ok {
+		t.Fatalf("LoadPolicy = ok %v, err %v; want ErrCorrupt", ok, err)
+	}
+	// A copy of the damaged file is kept, once, before a save replaces the
+	// record; the file itself stays in use.
+	copies, _ := filepath.Glob(c.Path() + ".corrupt-*")
+	if len(copies) != 1 || !strings.Contains(err.Error(), "a copy of the file is kept at "+copies[0]) {
+		t.Fatalf("copies %v; error %v", copies, err)
+	}
+	kept, err := Open(copies[0], Options{})
+	if err != nil {
+		t.Fatalf("the kept copy is not a readable cache: %v", err)
+	}
+	if _, _, err := kept.LoadPolicy(); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("the kept copy does not hold the damaged record: %v", err)
+	}
+	_ = kept.Close()
+	if _, _, err := c.LoadPolicy(); !errors.Is(err, ErrCorrupt) || strings.Contains(err.Error(), "kept") {
+		t.Errorf("second LoadPolicy: %v; want ErrCorrupt without a second copy", err)
+	}
+	if err := c.SavePolicy(samplePolicy("r2")); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := c.LoadPolicy(); err != nil || !ok || r.Revision != "r2" {
+		t.Errorf("after a save: %v %v %v", r.Revision, ok, err)
 	}
 }
 

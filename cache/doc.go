@@ -41,6 +41,12 @@
 // bbolt's consistency check, and a file written with a schema version this
 // build does not know.
 //
+// A file bbolt reads whose stored document or snapshot no longer matches its
+// digest stays in use, since the next save replaces the record; the first
+// such load copies the file, as it is, to the same ".corrupt-" name, so that
+// the damaged bytes can still be inspected, and its [ErrCorrupt] error names
+// the copy.
+//
 // Failures that say nothing about the file's contents are returned as
 // errors and leave the file where it is: a file locked by another process
 // ([ErrLocked]) and operating-system errors such as a permission denied or

@@ -94,7 +94,7 @@ func (c *Cache) LoadPolicy() (r PolicyRecord, ok bool, err error) {
 			return nil
 		}
 		if sum := sha256.Sum256(doc); !bytes.Equal(meta.Get(keySHA256), sum[:]) {
-			return fmt.Errorf("%w: policy document does not match its SHA-256 digest", ErrCorrupt)
+			return c.corrupt(tx, "policy document does not match its SHA-256 digest")
 		}
 		if r, err = readMeta(meta); err != nil {
 			return err
@@ -124,7 +124,7 @@ func (c *Cache) LoadSnapshot(decode func(snapshot []byte) error) (r PolicyRecord
 			return nil
 		}
 		if sum := sha256.Sum256(snap); !bytes.Equal(meta.Get(keySnapSHA), sum[:]) {
-			return fmt.Errorf("%w: policy snapshot does not match its SHA-256 digest", ErrCorrupt)
+			return c.corrupt(tx, "policy snapshot does not match its SHA-256 digest")
 		}
 		if r, err = readMeta(meta); err != nil {
 			return err

@@ -535,6 +535,13 @@ func TestServeNeverServesACorruptCachedPolicy(t *testing.T) {
 			t.Errorf("the log does not say %q:\n%s", want, c.logs)
 		}
 	}
+	// A copy of the damaged file is kept for inspection, and
+	// the log names it.
+	if kept := corruptFiles(t, c.db); len(kept) != 1 {
+		t.Errorf("copies of the damaged cache: %v, want one; logs:\n%s", kept, c.logs)
+	} else if !strings.Contains(c.logs.String(), "a copy of the file is kept at "+kept[0]) {
+		t.Errorf("the log does not name the kept copy %s:\n%s", kept[0], c.logs)
+	}
 
 	// The upstream comes back: its policy is served and replaces the
 	// damaged one in the cache.
