@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +89,25 @@ func hs256(key []byte, header, payload string) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(in))
 	return in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// A token over MaxTokenBytes is refused before it is parsed or a key is
+// looked up, with a detail naming the limit.
+func TestOversizedTokenIsMalformed(t *testing.T) {
+	iss := newFakeIssuer(t, "ES256")
+	v := newValidator(t, newClock(), nil, logtoConfig(iss))
+	good := iss.mint(t, logtoResourceClaims())
+	if r := v.Validate(t.Context(), good, token.Request{}); !r.Valid {
+		t.Fatalf("the unpadded token is not valid: %v %s", r.Error, r.Detail)
+	}
+	hits := iss.jwksHits.Load()
+	big := good + strings.Repeat("A", token.MaxTokenBytes-len(good)+1)
+	r := v.Validate(t.Context(), big, token.Request{})
+	want := fmt.Sprintf("token is %d bytes; the limit is %d", token.MaxTokenBytes+1, token.MaxTokenBytes)
+	if r.Valid || r.Error != token.Malformed || r.Detail != want {
+		t.Errorf("oversized token: valid %v, %v %q; want MALFORMED %q", r.Valid, r.Error, r.Detail, want)
+	}
+	if iss.jwksHits.Load() != hits {
+		t.Error("an oversized token caused a key set fetch")
+	}
 }
