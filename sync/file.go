@@ -74,7 +74,7 @@ func (f *File) Fetch(_ context.Context, etag string) (Document, error) {
 	if err != nil {
 		return Document{}, err
 	}
-	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != tag {
+	if contentTag(data) != tag {
 		return Document{}, fmt.Errorf("%s changed while it was read; the next poll reads it again", f.path)
 	}
 	return Document{Data: data, Format: policyfile.DetectFormat(f.path, data), ETag: tag}, nil

@@ -4,18 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rolecall/rolecall/cache"
+	"github.com/rolecall/rolecall/internal/testcerts"
 	"github.com/rolecall/rolecall/pdp"
 	policysync "github.com/rolecall/rolecall/sync"
 )
@@ -462,7 +458,12 @@ func TestHTTPCredentialsAndTLS(t *testing.T) {
 
 func TestHTTPMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	clientCert, clientKey, clientPool := selfSigned(t, dir, "rolecall-client")
+	clientCA := testcerts.NewCA(t, "client CA")
+	certPEM, keyPEM, _ := clientCA.Issue(t, "rolecall-client", true)
+	clientCert := testcerts.WriteFile(t, dir, "client.pem", certPEM)
+	clientKey := testcerts.WriteFile(t, dir, "client-key.pem", keyPEM)
+	clientPool := x509.NewCertPool()
+	clientPool.AppendCertsFromPEM(clientCA.PEM)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write([]byte(goodV1))
@@ -492,39 +493,6 @@ func TestHTTPMutualTLS(t *testing.T) {
 	if err := fetch(policysync.HTTPConfig{ClientCertFile: clientCert, ClientKeyFile: clientKey}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("an untrusted server certificate: err = %v", err)
 	}
-}
-
-func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile, pool
 }
 
 func TestNewHTTPReportsEveryProblem(t *testing.T) {

@@ -61,8 +61,6 @@ package sync
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,7 +76,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/policyfile"
 )
 
 // DefaultLogtoOrganizationResource is the canonical resource id that carries
@@ -305,16 +302,7 @@ func (l *Logto) Fetch(ctx context.Context, etag string) (Document, error) {
 	if err := p.Validate(); err != nil {
 		return Document{}, fmt.Errorf("logto: the policy converted from %s is invalid (a conversion bug or an unexpected tenant state): %w", l.endpoint, err)
 	}
-	data, err := policyfile.MarshalJSON(p)
-	if err != nil {
-		return Document{}, fmt.Errorf("logto: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	tag := "sha256:" + hex.EncodeToString(sum[:])
-	if tag == etag {
-		return Document{}, ErrNotModified
-	}
-	return Document{Data: data, Format: policyfile.JSON, ETag: tag}, nil
+	return canonicalDocument("logto", p, etag)
 }
 
 // ---- Management API shapes (only the fields used) ----

@@ -24,9 +24,7 @@ package sync
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +38,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/policyfile"
 )
 
 // StytchConfig configures a Stytch B2B upstream.
@@ -237,16 +234,7 @@ func (s *Stytch) Fetch(ctx context.Context, etag string) (Document, error) {
 	if err != nil {
 		return Document{}, s.scrub(fmt.Errorf("stytch: GET %s: %w", s.endpoint, err))
 	}
-	data, err := policyfile.MarshalJSON(p)
-	if err != nil {
-		return Document{}, fmt.Errorf("stytch: writing the canonical policy: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	tag := "sha256:" + hex.EncodeToString(sum[:])
-	if tag == etag {
-		return Document{}, ErrNotModified
-	}
-	return Document{Data: data, Format: policyfile.JSON, ETag: tag}, nil
+	return canonicalDocument("stytch", p, etag)
 }
 
 // scrub removes the secret (and the basic-auth token made from it) from an

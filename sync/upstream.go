@@ -9,8 +9,12 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 
+	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 )
 
@@ -36,3 +40,25 @@ type Document struct {
 // ErrNotModified is returned by Upstream.Fetch when the document has not
 // changed since the one tagged with the given etag.
 var ErrNotModified = errors.New("policy not modified")
+
+// contentTag is the ETag of a document rolecall tags itself: its SHA-256.
+func contentTag(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// canonicalDocument writes p, converted from the upstream name, as the
+// canonical JSON document tagged with its content, or returns
+// ErrNotModified when that tag is etag: a reordered answer upstream is no
+// new policy.
+func canonicalDocument(name string, p *pdp.Policy, etag string) (Document, error) {
+	data, err := policyfile.MarshalJSON(p)
+	if err != nil {
+		return Document{}, fmt.Errorf("%s: writing the canonical policy: %w", name, err)
+	}
+	tag := contentTag(data)
+	if tag == etag {
+		return Document{}, ErrNotModified
+	}
+	return Document{Data: data, Format: policyfile.JSON, ETag: tag}, nil
+}
