@@ -372,13 +372,7 @@ func TestDevIssuerAndValidateTokenUsage(t *testing.T) {
 // checks in the policy mode too.
 func TestValidateTokenLocally(t *testing.T) {
 	dir := t.TempDir()
-	devAddr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	logs := &syncBuffer{}
-	go func() { done <- run(ctx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), logs, logs) }()
-	defer func() { cancel(); <-done }()
-	waitListening(t, devAddr)
+	devAddr := startDevIssuer(t, freeAddr(t))
 	issuers := filepath.Join(dir, "issuers.yaml")
 	if err := os.WriteFile(issuers, []byte("issuers:\n  - issuer: http://"+devAddr+"\n    audiences: [bookstore]\n    claims: {org: org}\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -729,13 +723,7 @@ func TestBenchReportsCorrectCounts(t *testing.T) {
 // tokens again and again.
 func TestBenchValidateTokenMode(t *testing.T) {
 	dir := t.TempDir()
-	devAddr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	logs := &syncBuffer{}
-	go func() { done <- run(ctx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), logs, logs) }()
-	defer func() { cancel(); <-done }()
-	waitListening(t, devAddr)
+	devAddr := startDevIssuer(t, freeAddr(t))
 	issuers := filepath.Join(dir, "issuers.yaml")
 	if err := os.WriteFile(issuers, []byte("issuers:\n  - issuer: http://"+devAddr+"\n    profile: logto\n    audiences: [api]\n"), 0o600); err != nil {
 		t.Fatal(err)

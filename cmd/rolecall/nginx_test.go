@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,15 +31,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	dir := t.TempDir()
 
 	// The development issuer and a token per user.
-	devAddr := freeAddr(t)
-	devCtx, stopDev := context.WithCancel(context.Background())
-	devDone := make(chan int, 1)
-	devLogs := &syncBuffer{}
-	go func() {
-		devDone <- run(devCtx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), devLogs, devLogs)
-	}()
-	defer func() { stopDev(); <-devDone }()
-	waitListening(t, devAddr)
+	devAddr := startDevIssuer(t, freeAddr(t))
 	mint := func(sub string) string {
 		code, tok, errOut := runCmd(t, "dev-issuer", "token", "--addr", devAddr, "--sub", sub, "--aud", "bookstore", "--scope", "read:order")
 		if code != 0 {

@@ -122,19 +122,7 @@ func TestREADMEExamples(t *testing.T) {
 	dir := t.TempDir()
 	grpcAddr, devAddr := freeAddr(t), freeAddr(t)
 
-	devCtx, stopDev := context.WithCancel(context.Background())
-	devDone := make(chan int, 1)
-	devLogs := &syncBuffer{}
-	go func() {
-		devDone <- run(devCtx, []string{"dev-issuer", "--addr", devAddr}, strings.NewReader(""), devLogs, devLogs)
-	}()
-	defer func() {
-		stopDev()
-		if code := <-devDone; code != 0 {
-			t.Errorf("dev-issuer exited %d: %s", code, devLogs)
-		}
-	}()
-	waitListening(t, devAddr)
+	startDevIssuer(t, devAddr)
 
 	issuers := filepath.Join(dir, "dev-issuers.yaml")
 	data, err := os.ReadFile("examples/dev-issuers.yaml")
@@ -248,4 +236,22 @@ func containsFlag(args []string, flag string) bool {
 		}
 	}
 	return false
+}
+
+// startDevIssuer runs "rolecall dev-issuer" in process on addr until the
+// test ends, waits until it listens, and returns addr.
+func startDevIssuer(t *testing.T, addr string) string {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() { done <- run(ctx, []string{"dev-issuer", "--addr", addr}, strings.NewReader(""), logs, logs) }()
+	t.Cleanup(func() {
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("dev-issuer exited %d: %s", code, logs)
+		}
+	})
+	waitListening(t, addr)
+	return addr
 }
