@@ -525,10 +525,9 @@ func benchEntry() Entry {
 	}
 }
 
-// BenchmarkLog measures Log with Run draining into io.Discard. Log is much
-// faster than encoding, so most entries are dropped once the queue is full;
-// the drop share is reported.
-func BenchmarkLog(b *testing.B) {
+// drainingLogger returns a Logger whose Run drains into io.Discard, and a
+// finish that stops the timer, stops Run and reports the drop share.
+func drainingLogger(b *testing.B) (*Logger, func()) {
 	l, err := New(Options{Writer: io.Discard})
 	if err != nil {
 		b.Fatal(err)
@@ -536,27 +535,31 @@ func BenchmarkLog(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = l.Run(ctx) }()
+	return l, func() {
+		b.StopTimer()
+		cancel()
+		<-done
+		b.ReportMetric(float64(l.Dropped())/float64(b.N), "dropped/op")
+	}
+}
+
+// BenchmarkLog measures Log with Run draining into io.Discard. Log is much
+// faster than encoding, so most entries are dropped once the queue is full;
+// the drop share is reported.
+func BenchmarkLog(b *testing.B) {
+	l, finish := drainingLogger(b)
 	e := benchEntry()
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Log(e)
 	}
-	b.StopTimer()
-	cancel()
-	<-done
-	b.ReportMetric(float64(l.Dropped())/float64(b.N), "dropped/op")
+	finish()
 }
 
 // BenchmarkLogParallel is BenchmarkLog from GOMAXPROCS goroutines, as
 // concurrent Check calls would log.
 func BenchmarkLogParallel(b *testing.B) {
-	l, err := New(Options{Writer: io.Discard})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = l.Run(ctx) }()
+	l, finish := drainingLogger(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		e := benchEntry()
@@ -564,10 +567,7 @@ func BenchmarkLogParallel(b *testing.B) {
 			l.Log(e)
 		}
 	})
-	b.StopTimer()
-	cancel()
-	<-done
-	b.ReportMetric(float64(l.Dropped())/float64(b.N), "dropped/op")
+	finish()
 }
 
 // BenchmarkLogSampledOut is the cost of an allow left out by sampling.

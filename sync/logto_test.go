@@ -2,8 +2,6 @@ package sync_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -708,23 +706,6 @@ func logtoFetch(t *testing.T, l *policysync.Logto, etag string) policysync.Docum
 	return doc
 }
 
-// logtoParse reads a fetched document back, checking its tag and form.
-func logtoParse(t *testing.T, doc policysync.Document) *pdp.Policy {
-	t.Helper()
-	if doc.Format != policyfile.JSON {
-		t.Errorf("format %q, want json", doc.Format)
-	}
-	sum := sha256.Sum256(doc.Data)
-	if want := "sha256:" + hex.EncodeToString(sum[:]); doc.ETag != want {
-		t.Errorf("ETag %q, want %q", doc.ETag, want)
-	}
-	p, err := policyfile.Parse(doc.Data, doc.Format)
-	if err != nil {
-		t.Fatalf("Parse: %v\n%s", err, doc.Data)
-	}
-	return p
-}
-
 func logtoDiff(want, got *pdp.Policy) string {
 	return cmp.Diff(want, got, cmpopts.IgnoreFields(pdp.Policy{}, "Revision"), cmpopts.EquateEmpty())
 }
@@ -761,7 +742,7 @@ func TestLogtoConvertsBookstore(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	l := newLogtoUpstream(t, f, nil)
 	doc := logtoFetch(t, l, "")
-	if diff := logtoDiff(logtoBookstorePolicy(), logtoParse(t, doc)); diff != "" {
+	if diff := logtoDiff(logtoBookstorePolicy(), parseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	if strings.Contains(string(doc.Data), "internal-app-secret") {
@@ -830,7 +811,7 @@ func TestLogtoReadsEveryPage(t *testing.T) {
 	if string(paged.Data) != string(whole.Data) {
 		t.Fatalf("pages of 2 and of 100 give different documents:\n%s\n%s", paged.Data, whole.Data)
 	}
-	p := logtoParse(t, paged)
+	p := parseDoc(t, paged)
 	if len(p.Subjects) != 10 || len(p.Organizations) != 5 {
 		t.Errorf("%d subjects and %d organizations, want 10 and 5", len(p.Subjects), len(p.Organizations))
 	}
@@ -1052,7 +1033,7 @@ func TestLogtoRoleNameCollision(t *testing.T) {
 		Type: lgUserRole, ScopeIDs: []string{lgReadOrder}, UserIDs: []string{lgAlice}})
 	f := newLogtoFake(t, tn)
 	doc := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
-	p := logtoParse(t, doc)
+	p := parseDoc(t, doc)
 
 	want := logtoBookstorePolicy()
 	want.Roles[0].ID = "organization:admin"
@@ -1116,7 +1097,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.JITImplicitRules = true }), "")
 	want := logtoBookstorePolicy()
 	want.Organizations[0].ImplicitRoles = []pdp.ImplicitRule{{EmailDomain: "acme.com", Roles: []string{"member"}}}
-	if diff := logtoDiff(want, logtoParse(t, doc)); diff != "" {
+	if diff := logtoDiff(want, parseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	logtoDecide(t, logtoCompile(t, doc), []logtoCheck{
@@ -1201,7 +1182,7 @@ func TestLogtoCloudDefaults(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 	doc := logtoFetch(t, l, "")
-	if diff := logtoDiff(logtoBookstorePolicy(), logtoParse(t, doc)); diff != "" {
+	if diff := logtoDiff(logtoBookstorePolicy(), parseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	tr.mu.Lock()
