@@ -131,9 +131,9 @@ func TestYAMLAndJSONAgree(t *testing.T) {
 	}
 }
 
-// A policy written with MarshalJSON reads back equal, and compiles to the
-// same decisions.
-func TestMarshalJSONRoundTrips(t *testing.T) {
+// bookstorePolicy parses examples/bookstore.yaml.
+func bookstorePolicy(t *testing.T) *pdp.Policy {
+	t.Helper()
 	data, err := os.ReadFile("../examples/bookstore.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +142,13 @@ func TestMarshalJSONRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// A policy written with MarshalJSON reads back equal, and compiles to the
+// same decisions.
+func TestMarshalJSONRoundTrips(t *testing.T) {
+	p := bookstorePolicy(t)
 	out, err := MarshalJSON(p)
 	if err != nil {
 		t.Fatal(err)
@@ -166,14 +173,7 @@ func TestMarshalJSONRoundTrips(t *testing.T) {
 // decoder reads it; a large document with a problem still gets path-naming
 // problems.
 func TestLargeJSONDocuments(t *testing.T) {
-	data, err := os.ReadFile("../examples/bookstore.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Parse(data, YAML)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := bookstorePolicy(t)
 	// Lower the threshold for the test, and pad the policy past it.
 	defer func(n int) { largeDocument = n }(largeDocument)
 	largeDocument = 64 << 10
