@@ -36,11 +36,8 @@ func TLSListener(l net.Listener, files TLSFiles, log *slog.Logger) (net.Listener
 	if err != nil {
 		return nil, err
 	}
-	return tls.NewListener(l, &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		NextProtos:         []string{"h2"},
-		GetConfigForClient: r.configForClient,
-	}), nil
+	// Every handshake gets its settings from the current certificates.
+	return tls.NewListener(l, &tls.Config{GetConfigForClient: r.configForClient}), nil
 }
 
 type tlsState struct {
