@@ -127,30 +127,6 @@ func startCrashChild(t *testing.T, bin, dir, upstream string, extra ...string) *
 	return spawnServe(t, bin, dir, append([]string{"--upstream", upstream}, extra...)...)
 }
 
-// waitServing waits, for at most limit, until the child reports SERVING.
-func (c *child) waitServing(limit time.Duration) error {
-	h := healthpb.NewHealthClient(c.conn)
-	deadline := time.Now().Add(limit)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case err := <-c.done:
-			c.done <- err
-			return fmt.Errorf("the child exited (%v) before it was SERVING", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not SERVING within %v: health %v, error %v", limit, resp.GetStatus(), err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // sigkill kills the child with SIGKILL and checks that it was the signal
 // that ended it, not an exit of its own before.
 func (c *child) sigkill(t *testing.T) {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +89,30 @@ func spawnServe(t *testing.T, bin, dir string, args ...string) *child {
 	}
 	t.Cleanup(func() { _ = c.conn.Close() })
 	return c
+}
+
+// waitServing waits, for at most limit, until the child reports SERVING.
+func (c *child) waitServing(limit time.Duration) error {
+	h := healthpb.NewHealthClient(c.conn)
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		select {
+		case err := <-c.done:
+			c.done <- err
+			return fmt.Errorf("the child exited (%v) before it was SERVING", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not SERVING within %v: health %v, error %v", limit, resp.GetStatus(), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // wait waits, for at most limit, for the child to exit.
