@@ -18,10 +18,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// readmeExample is one "$ command" line of a console block in README.md and
-// the output shown under it. A last line "exit status N" is go run's report
-// of the exit code, checked as such.
+// readmeExample is one "$ command" line of a console block in README.md or
+// a docs/*.md page and the output shown under it. A last line "exit status N"
+// is go run's report of the exit code, checked as such.
 type readmeExample struct {
+	file     string
 	line     int
 	command  string
 	want     string
@@ -59,11 +60,11 @@ func readmeExamples(t *testing.T, path string) []readmeExample {
 			inBlock = false
 		case inBlock && strings.HasPrefix(line, "$ "):
 			flush()
-			cur = &readmeExample{line: n, command: strings.TrimPrefix(line, "$ ")}
+			cur = &readmeExample{file: path, line: n, command: strings.TrimPrefix(line, "$ ")}
 		case inBlock && cur != nil && strings.HasPrefix(line, "exit status "):
 			cur.exitCode, err = strconv.Atoi(strings.TrimPrefix(line, "exit status "))
 			if err != nil {
-				t.Fatalf("README.md:%d: %v", n, err)
+				t.Fatalf("%s:%d: %v", path, n, err)
 			}
 		case inBlock && cur != nil:
 			cur.want += line + "\n"
@@ -108,16 +109,27 @@ func shellWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// TestREADMEExamples runs every console example of the README against the
-// servers the README starts (the decision server with the development
-// issuers, and the development issuer) and checks that each prints what the
-// README says it prints. Addresses are replaced with free loopback ports, and
-// times (which change with every run) are compared as "<time>".
-func TestREADMEExamples(t *testing.T) {
+// TestDocExamples runs every console example of README.md and of every
+// docs/*.md page against the servers the README starts (the decision server
+// with the development issuers, and the development issuer) and checks that
+// each prints what the page says it prints. Addresses are replaced with free
+// loopback ports, and times (which change with every run) are compared as
+// "<time>". Each page is a subtest, each example a subtest named file:line.
+func TestDocExamples(t *testing.T) {
 	t.Chdir("../..")
-	examples := readmeExamples(t, "README.md")
-	if len(examples) < 9 {
-		t.Fatalf("found %d console examples in README.md; the parser or the README is broken", len(examples))
+	pages, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages = append([]string{"README.md"}, pages...)
+	byPage := make(map[string][]readmeExample, len(pages))
+	total := 0
+	for _, page := range pages {
+		byPage[page] = readmeExamples(t, page)
+		total += len(byPage[page])
+	}
+	if len(byPage["README.md"]) < 2 || total < 9 {
+		t.Fatalf("found %d console examples in README.md and docs/ (%d in README.md); the parser or the docs are broken", total, len(byPage["README.md"]))
 	}
 	dir := t.TempDir()
 	grpcAddr, devAddr := freeAddr(t), freeAddr(t)
@@ -137,27 +149,38 @@ func TestREADMEExamples(t *testing.T) {
 	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
 	rewrite := strings.NewReplacer(defaultAddr, grpcAddr, devIssuerREADMEAddr, devAddr, "examples/dev-issuers.yaml", issuers)
-	for _, ex := range examples {
-		t.Run(fmt.Sprintf("README.md:%d", ex.line), func(t *testing.T) {
-			var stdin string
-			var code int
-			for _, stage := range strings.Split(ex.command, " | ") {
-				words, err := shellWords(stage)
-				if err != nil {
-					t.Fatalf("%s: %v", ex.command, err)
-				}
-				for i, w := range words {
-					words[i] = rewrite.Replace(w)
-				}
-				stdin, code = runREADMECommand(t, ex, words, stdin, grpcAddr, devAddr)
-			}
-			got := readmeTimes.ReplaceAllString(strings.ReplaceAll(stdin, devAddr, devIssuerREADMEAddr), "<time>")
-			want := readmeTimes.ReplaceAllString(ex.want, "<time>")
-			if code != ex.exitCode || got != want {
-				t.Errorf("$ %s\nexit %d, want %d\n got:\n%s\nwant:\n%s", ex.command, code, ex.exitCode, got, want)
+	for _, page := range pages {
+		t.Run(page, func(t *testing.T) {
+			for _, ex := range byPage[page] {
+				runDocExample(t, ex, rewrite, grpcAddr, devAddr)
 			}
 		})
 	}
+}
+
+// runDocExample runs one example, as a subtest named file:line, and compares
+// its output and exit code with the page's.
+func runDocExample(t *testing.T, ex readmeExample, rewrite *strings.Replacer, grpcAddr, devAddr string) {
+	t.Helper()
+	t.Run(fmt.Sprintf("%s:%d", ex.file, ex.line), func(t *testing.T) {
+		var stdin string
+		var code int
+		for _, stage := range strings.Split(ex.command, " | ") {
+			words, err := shellWords(stage)
+			if err != nil {
+				t.Fatalf("%s: %v", ex.command, err)
+			}
+			for i, w := range words {
+				words[i] = rewrite.Replace(w)
+			}
+			stdin, code = runREADMECommand(t, ex, words, stdin, grpcAddr, devAddr)
+		}
+		got := readmeTimes.ReplaceAllString(strings.ReplaceAll(stdin, devAddr, devIssuerREADMEAddr), "<time>")
+		want := readmeTimes.ReplaceAllString(ex.want, "<time>")
+		if code != ex.exitCode || got != want {
+			t.Errorf("$ %s\nexit %d, want %d\n got:\n%s\nwant:\n%s", ex.command, code, ex.exitCode, got, want)
+		}
+	})
 }
 
 // devIssuerREADMEAddr is the development issuer's address in the README.
@@ -165,7 +188,7 @@ const devIssuerREADMEAddr = defaultDevIssuerAddr
 
 var readmeTimes = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 
-// runREADMECommand runs one command of a README example: rolecall in process
+// runREADMECommand runs one command of a documented example: rolecall in process
 // (pointed at the test's servers), or a pinned tool with go tool.
 func runREADMECommand(t *testing.T, ex readmeExample, words []string, stdin, grpcAddr, devAddr string) (string, int) {
 	t.Helper()
@@ -197,7 +220,7 @@ func runREADMECommand(t *testing.T, ex readmeExample, words []string, stdin, grp
 		}
 		return string(out), 0
 	default:
-		t.Fatalf("README.md:%d: no way to run %q; extend TestREADMEExamples", ex.line, strings.Join(words, " "))
+		t.Fatalf("%s:%d: no way to run %q; extend TestDocExamples", ex.file, ex.line, strings.Join(words, " "))
 		return "", 0
 	}
 }
