@@ -12,7 +12,7 @@ import (
 
 // FuzzPolicy: no document makes the parser, validator or compiler panic; a
 // document that validates always compiles; and the compiled snapshot decides
-// exactly as a naive reference evaluator written from DESIGN.md's rules, on
+// exactly as a naive reference evaluator written from docs/DESIGN.md's rules, on
 // checks drawn from the document's own ids.
 func FuzzPolicy(f *testing.F) {
 	seeds, _ := filepath.Glob("../pdp/testdata/*.yaml")
@@ -87,7 +87,7 @@ func queriesOf(p *pdp.Policy) []pdp.Query {
 	return qs
 }
 
-// reference decides q from the policy document directly, as DESIGN.md
+// reference decides q from the policy document directly, as docs/DESIGN.md
 // states the rules, with no index.
 func reference(p *pdp.Policy, q pdp.Query) pdp.Decision {
 	var res *pdp.Resource

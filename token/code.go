@@ -6,7 +6,7 @@
 // until they expire, so a caller that sends the same token on every request
 // pays for the signature once.
 //
-// Validation follows DESIGN.md: compact JWS only; the algorithm in the
+// Validation follows docs/DESIGN.md: compact JWS only; the algorithm in the
 // issuer's allow-list (never "none", never HMAC without a configured secret);
 // the key found by kid in the issuer's own key set and fitting the algorithm;
 // the signature; iss exactly; exp, nbf and iat with clock skew; typ per
