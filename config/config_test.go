@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rolecall/rolecall/internal/strictyaml"
 	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/token"
 )
@@ -99,7 +100,7 @@ func schemaKeys(t *testing.T, typ reflect.Type, path string, keys map[string]boo
 			t.Errorf("%s.%s has no yaml key", typ, f.Name)
 			continue
 		}
-		key := join(path, name)
+		key := strictyaml.Join(path, name)
 		keys[key] = true
 		ft := f.Type
 		switch {
@@ -120,7 +121,7 @@ func docKeys(n *yaml.Node, path string, keys map[string]bool) {
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := join(path, n.Content[i].Value)
+			key := strictyaml.Join(path, n.Content[i].Value)
 			keys[key] = true
 			docKeys(n.Content[i+1], key, keys)
 		}
@@ -285,7 +286,7 @@ func unset(got, def reflect.Value, path string) []string {
 		var out []string
 		for i := range got.NumField() {
 			if f := got.Type().Field(i); f.IsExported() {
-				out = append(out, unset(got.Field(i), def.Field(i), join(path, f.Name))...)
+				out = append(out, unset(got.Field(i), def.Field(i), strictyaml.Join(path, f.Name))...)
 			}
 		}
 		return out

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/rolecall/rolecall/internal/strictyaml"
 )
 
 // Profile selects how an issuer's tokens are shaped.
@@ -243,7 +243,9 @@ func ValidateConfigs(cfgs []IssuerConfig) ([]IssuerConfig, error) {
 //	    profile: logto
 //	    audiences: [https://api.example.com]
 //
-// Unknown keys are errors naming their line.
+// It is decoded as strictly as the configuration file: unknown and duplicate
+// keys, values of the wrong kind and keys without a value are errors naming
+// the file, the line and the key, with a did-you-mean, all reported together.
 func LoadIssuersFile(path string) ([]IssuerConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -252,10 +254,8 @@ func LoadIssuersFile(path string) ([]IssuerConfig, error) {
 	var doc struct {
 		Issuers []IssuerConfig `yaml:"issuers"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := strictyaml.Decode(path, data, &doc); err != nil {
+		return nil, err
 	}
 	if len(doc.Issuers) == 0 {
 		return nil, fmt.Errorf("%s: no issuers", path)

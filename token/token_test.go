@@ -590,8 +590,61 @@ func TestLoadIssuersFile(t *testing.T) {
 	if err := writeFile(bad, "issuers:\n  - issuer: x\n    audience: [y]\n"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := token.LoadIssuersFile(bad); err == nil || !strings.Contains(err.Error(), "line 3: field audience not found") {
+	if _, err := token.LoadIssuersFile(bad); err == nil || !strings.Contains(err.Error(), "line 3: unknown key issuers[0].audience") {
 		t.Errorf("unknown key: err = %v", err)
+	}
+}
+
+// The --issuers file is decoded as strictly as the configuration file.
+func TestLoadIssuersFileIsStrict(t *testing.T) {
+	const issuerKeys = "issuer, profile, jwks_url, audiences, algorithms, clock_skew, type, claims, authorization, jwks_refresh, organization_resource, hmac_secret_file"
+	tests := []struct {
+		name string
+		doc  string
+		want []string // each the whole message after "PATH: "
+	}{
+		{
+			name: "an unknown key names its line and suggests the key meant",
+			doc:  "issuers:\n  - issuer: https://a.example\n    audience: [api]\n",
+			want: []string{"line 3: unknown key issuers[0].audience; did you mean issuers[0].audiences? issuers[0] has " + issuerKeys},
+		},
+		{
+			name: "an unknown key at the top is an error too",
+			doc:  "issuer:\n  - issuer: https://a.example\n",
+			want: []string{"line 1: unknown key issuer; did you mean issuers? the file has issuers"},
+		},
+		{
+			name: "an unknown claim name suggests the closest",
+			doc:  "issuers:\n  - issuer: https://a.example\n    audiences: [api]\n    claims:\n      subjct: uid\n",
+			want: []string{"line 5: unknown key issuers[0].claims.subjct; did you mean issuers[0].claims.subject? issuers[0].claims has subject, client_id, scope, org, roles"},
+		},
+		{
+			name: "every problem at once, in any issuer",
+			doc:  "issuers:\n  - issuer: https://a.example\n    clock_skew: 5\n  - issuer: https://b.example\n    profil: logto\n    issuer: https://c.example\n",
+			want: []string{
+				`line 3: issuers[0].clock_skew: "5": want a duration with its unit, such as 0s, 10s, 5m or 1h30m`,
+				"line 5: unknown key issuers[1].profil; did you mean issuers[1].profile? issuers[1] has " + issuerKeys,
+				"line 6: issuers[1].issuer is set twice (first at line 4)",
+			},
+		},
+		{
+			name: "a mapping where the issuers are a list",
+			doc:  "issuers:\n  issuer: https://a.example\n",
+			want: []string{"line 2: issuers: want a list, found a mapping"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "issuers.yaml")
+			if err := writeFile(path, tt.doc); err != nil {
+				t.Fatal(err)
+			}
+			// Every problem on a line of its own, as errors.Join writes them.
+			want := path + ": " + strings.Join(tt.want, "\n"+path+": ")
+			if _, err := token.LoadIssuersFile(path); err == nil || err.Error() != want {
+				t.Errorf("LoadIssuersFile error:\n%v\nwant:\n%s", err, want)
+			}
+		})
 	}
 }
 

@@ -346,6 +346,10 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 }
 
 func TestDevIssuerAndValidateTokenUsage(t *testing.T) {
+	typo := filepath.Join(t.TempDir(), "issuers.yaml")
+	if err := os.WriteFile(typo, []byte("issuers:\n  - issuer: https://a.example\n    audience: [api]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -355,6 +359,7 @@ func TestDevIssuerAndValidateTokenUsage(t *testing.T) {
 		{"the dev issuer refuses unknown algorithms", []string{"dev-issuer", "--addr", "127.0.0.1:0", "--alg", "HS256"}, "unsupported algorithm"},
 		{"validate-token needs a token", []string{"validate-token"}, "give the token as one argument"},
 		{"validate-token with a broken issuers file", []string{"validate-token", "--issuers", "nope.yaml", "x"}, "nope.yaml"},
+		{"validate-token with a typo in the issuers file", []string{"validate-token", "--issuers", typo, "x"}, typo + ": line 3: unknown key issuers[0].audience; did you mean issuers[0].audiences?"},
 		{"serve with an issuer flag before --issuer", []string{"serve", "--policy", bookstore, "--audience", "a"}, "comes after the --issuer it belongs to"},
 		{"serve with an invalid issuer", []string{"serve", "--policy", bookstore, "--issuer", "stytch.com/p", "--profile", "stytch"}, "jwks_url is required"},
 	}

@@ -1,0 +1,268 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rolecall/rolecall/routes"
+	"github.com/rolecall/rolecall/token"
+)
+
+// Validate checks c as a whole and reports every problem at once, joined
+// with errors.Join, each naming its key path. It does not change c, reads
+// no secret and checks no file's existence, except the issuers'
+// hmac_secret_file, which token.ValidateConfigs reads.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
+	}
+	nonNegative := func(path string, d time.Duration) {
+		if d < 0 {
+			bad(path, "%v: must not be negative", d)
+		}
+	}
+	address := func(path, addr string) {
+		if addr == "" {
+			return
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil {
+			bad(path, "%q: want HOST:PORT, such as 127.0.0.1:50051 or :50051", addr)
+		}
+	}
+
+	// grpc
+	g := c.GRPC
+	if g.Address == "" && g.UnixSocket == "" {
+		bad("grpc", "address and unix_socket are both empty: set one or both")
+	}
+	address("grpc.address", g.Address)
+	if _, err := ParseFileMode(g.UnixSocketMode); err != nil {
+		bad("grpc.unix_socket_mode", "%v", err)
+	}
+	if tl := g.TLS; tl.CertFile != "" || tl.KeyFile != "" || tl.ClientCAFile != "" {
+		switch {
+		case tl.CertFile == "":
+			bad("grpc.tls.cert_file", "must be set when grpc.tls has key_file or client_ca_file")
+		case tl.KeyFile == "":
+			bad("grpc.tls.key_file", "must be set with cert_file")
+		case g.Address == "":
+			bad("grpc.tls", "needs grpc.address: TLS is served on the TCP listener only")
+		}
+	}
+	if g.MaxRecvMsgBytes < 1 {
+		bad("grpc.max_recv_msg_bytes", "%d: want at least 1", g.MaxRecvMsgBytes)
+	}
+	if g.MaxConcurrentStreams < 1 || int64(g.MaxConcurrentStreams) > math.MaxUint32 {
+		bad("grpc.max_concurrent_streams", "%d: want 1 to %d", g.MaxConcurrentStreams, uint32(math.MaxUint32))
+	}
+	nonNegative("grpc.keepalive_min_time", g.KeepaliveMinTime)
+	nonNegative("grpc.grace_period", g.GracePeriod)
+
+	// admin, cache
+	address("admin.address", c.Admin.Address)
+	if c.Cache.Path == "" {
+		bad("cache.path", "required: the cache file")
+	}
+
+	// policy
+	p := c.Policy
+	c.validateUpstream(bad)
+	nonNegative("policy.refresh_interval", p.RefreshInterval)
+	nonNegative("policy.max_stale", p.MaxStale)
+	switch p.OnStale {
+	case "serve":
+	case "fail":
+		if p.MaxStale <= 0 {
+			bad("policy.on_stale", "fail needs policy.max_stale")
+		}
+	default:
+		bad("policy.on_stale", "%q: want serve or fail", p.OnStale)
+	}
+	h := p.HTTP
+	nonNegative("policy.http.timeout", h.Timeout)
+	if h.MaxBytes < 1 {
+		bad("policy.http.max_bytes", "%d: want at least 1", h.MaxBytes)
+	}
+	if h.BearerTokenFile != "" && h.BearerTokenEnv != "" {
+		bad("policy.http", "bearer_token_file and bearer_token_env are both set: choose one")
+	}
+	if (h.BearerTokenFile != "" || h.BearerTokenEnv != "") && h.BasicUser != "" {
+		bad("policy.http", "a bearer token and basic_user are both set: choose a bearer token or basic auth")
+	}
+	if h.BasicPasswordFile != "" && h.BasicPasswordEnv != "" {
+		bad("policy.http", "basic_password_file and basic_password_env are both set: choose one")
+	}
+	if h.BasicUser != "" && h.BasicPasswordFile == "" && h.BasicPasswordEnv == "" {
+		bad("policy.http.basic_user", "needs basic_password_file or basic_password_env")
+	}
+	if h.BasicUser == "" && (h.BasicPasswordFile != "" || h.BasicPasswordEnv != "") {
+		bad("policy.http", "a basic auth password is set without basic_user")
+	}
+	if h.ClientCertFile != "" && h.ClientKeyFile == "" {
+		bad("policy.http.client_cert_file", "needs client_key_file")
+	}
+	if h.ClientKeyFile != "" && h.ClientCertFile == "" {
+		bad("policy.http.client_key_file", "needs client_cert_file")
+	}
+	envName("policy.http.bearer_token_env", h.BearerTokenEnv, bad)
+	envName("policy.http.basic_password_env", h.BasicPasswordEnv, bad)
+	if u := p.Stytch.BaseURL; u != "" && !httpURL(u) {
+		bad("policy.stytch.base_url", "%q: want an http(s) URL", u)
+	}
+
+	// log
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if f := c.Log.Format; f != "text" && f != "json" {
+		bad("log.format", "%q: want text or json", f)
+	}
+
+	// decision_log
+	d := c.DecisionLog
+	if d.Output == "" {
+		bad("decision_log.output", "required: stdout, stderr or a file path")
+	}
+	if !(d.AllowSampleRate >= 0 && d.AllowSampleRate <= 1) {
+		bad("decision_log.allow_sample_rate", "%v: want 0 to 1", d.AllowSampleRate)
+	}
+	if d.QueueSize < 1 {
+		bad("decision_log.queue_size", "%d: want at least 1", d.QueueSize)
+	}
+
+	// authz
+	a := c.Authz
+	if a.Default != "deny" && a.Default != "allow" {
+		bad("authz.default", "%q: want deny or allow", a.Default)
+	}
+	if a.Address != "" {
+		if _, _, err := net.SplitHostPort(a.Address); err != nil {
+			bad("authz.address", "%q: want HOST:PORT", a.Address)
+		}
+	}
+	for name, h := range map[string]string{"subject": a.IdentityHeaders.Subject, "org": a.IdentityHeaders.Org, "scopes": a.IdentityHeaders.Scopes} {
+		if h == "" || strings.ContainsAny(h, " :\t\r\n") {
+			bad("authz.identity_headers."+name, "%q is not a header name", h)
+		}
+	}
+	if _, err := routes.Compile(a.Routes); err != nil {
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			errs = append(errs, fmt.Errorf("authz.%w", e))
+		}
+	}
+	checked := false
+	for _, r := range a.Routes {
+		checked = checked || !r.Public
+	}
+	if checked && len(c.Issuers) == 0 {
+		bad("authz.routes", "routes that check requests need issuers to validate their bearer tokens")
+	}
+
+	// issuers
+	if _, err := token.ValidateConfigs(c.Issuers); err != nil {
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			if !strings.HasPrefix(e.Error(), "issuers") {
+				e = fmt.Errorf("issuers: %w", e)
+			}
+			errs = append(errs, e)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateUpstream checks policy.upstream and what its kind needs. The
+// upstream is never quoted in errors: an http(s) URL may carry credentials.
+func (c *Config) validateUpstream(bad func(path, format string, args ...any)) {
+	const path = "policy.upstream"
+	src := c.Policy.Upstream
+	if strings.TrimSpace(src) == "" {
+		bad(path, "required: a file path, file://PATH, http(s)://HOST/PATH, stytch://PROJECT_ID or logto://TENANT_HOST")
+		return
+	}
+	scheme, rest, hasScheme := strings.Cut(src, "://")
+	if !hasScheme {
+		return // a file path
+	}
+	switch scheme {
+	case "file":
+		if rest == "" {
+			bad(path, "want file://PATH")
+		}
+	case "http", "https":
+		u, err := url.Parse(src)
+		switch {
+		case err != nil || u.Host == "":
+			bad(path, "want %s://HOST/PATH", scheme)
+		case u.User != nil:
+			bad(path, "credentials belong in policy.http (a *_file or *_env key), not in the URL")
+		}
+	case "stytch":
+		if strings.Trim(rest, "/") == "" {
+			bad(path, "want stytch://PROJECT_ID")
+		}
+	case "logto":
+		if u, err := url.Parse("https://" + strings.TrimSuffix(rest, "/")); err != nil || u.Host == "" || u.User != nil {
+			bad(path, "want logto://TENANT_HOST")
+		}
+		if c.Policy.Logto.AppID == "" {
+			bad("policy.logto.app_id", "required by a logto:// upstream: the id of a machine-to-machine app with Management API access")
+		}
+	default:
+		bad(path, "unknown scheme %q: want a file path, file://, http://, https://, stytch:// or logto://", scheme)
+	}
+}
+
+// envName checks that name, when set, is the name of an environment
+// variable. The value is never quoted: it may be a secret put there by
+// mistake.
+func envName(path, name string, bad func(path, format string, args ...any)) {
+	if name == "" {
+		return
+	}
+	ok := true
+	for i, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			ok = false
+			break
+		}
+	}
+	if !ok {
+		bad(path, "not an environment variable name: want the variable's NAME (letters, digits, _), not $NAME or the secret itself")
+	}
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// ParseFileMode parses permission bits written in octal, such as "0660".
+func ParseFileMode(s string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q: want octal permission bits from 0000 to 0777, such as 0660", s)
+	}
+	return os.FileMode(m), nil
+}
