@@ -14,9 +14,10 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rolecall/rolecall/client"
+	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/grpcapi"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	"github.com/rolecall/rolecall/server"
 )
 
 const (
@@ -51,7 +52,7 @@ func bookstore(t testing.TB) *pdp.Engine {
 // serve runs a whole rolecall server in process on lis until stop is
 // called; stop returns what Serve returned.
 func serve(engine *pdp.Engine, lis net.Listener) (stop func() error) {
-	srv := server.New(engine, server.Options{GracePeriod: time.Second})
+	srv := grpcapi.New(decide.New(engine, decide.Options{}), grpcapi.Options{GracePeriod: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()

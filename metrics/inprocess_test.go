@@ -9,17 +9,18 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/grpcapi"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/server"
 )
 
 // newInProcess serves the engine over bufconn with the metrics installed.
 func newInProcess(t *testing.T, engine *pdp.Engine, m *metrics.Metrics) rolecallv1.PolicyDecisionServiceClient {
 	t.Helper()
 	l := bufconn.Listen(1 << 20)
-	srv := server.New(engine, server.Options{Metrics: m})
+	srv := grpcapi.New(decide.New(engine, decide.Options{Recorder: decide.NewRecorder(m, nil)}), grpcapi.Options{Metrics: m})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()

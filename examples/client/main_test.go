@@ -14,9 +14,10 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rolecall/rolecall/client"
+	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/grpcapi"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	"github.com/rolecall/rolecall/server"
 )
 
 // startRolecall serves examples/bookstore.yaml in process and returns a
@@ -36,7 +37,9 @@ func startRolecall(t *testing.T) *client.Client {
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.New(engine, server.Options{GracePeriod: time.Second}).Serve(ctx, lis) }()
+	go func() {
+		done <- grpcapi.New(decide.New(engine, decide.Options{}), grpcapi.Options{GracePeriod: time.Second}).Serve(ctx, lis)
+	}()
 	conn, err := grpc.NewClient("passthrough:///bufconn",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))

@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"context"
@@ -16,15 +16,18 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/httpapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/routes"
-	"github.com/rolecall/rolecall/server"
 	"github.com/rolecall/rolecall/token"
 	"github.com/rolecall/rolecall/token/devissuer"
 )
 
 type edgeRig struct {
-	srv    *server.Server
+	srv    *grpcapi.Server
 	engine *pdp.Engine
 	authz  authv3.AuthorizationClient
 	http   *httptest.Server
@@ -58,8 +61,9 @@ func startEdges(t *testing.T, dryRun bool) *edgeRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := bookstoreEngine(t)
-	srv := server.New(engine, server.Options{Tokens: v, Authz: &server.AuthzOptions{Routes: table, DryRun: dryRun}, GracePeriod: time.Second})
+	engine := rctest.Bookstore(t)
+	dec := decide.New(engine, decide.Options{Tokens: v, Authz: &decide.AuthzOptions{Routes: table, DryRun: dryRun}})
+	srv := grpcapi.New(dec, grpcapi.Options{GracePeriod: time.Second})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +75,7 @@ func startEdges(t *testing.T, dryRun bool) *edgeRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.AuthzHandler())
+	hs := httptest.NewServer(httpapi.AuthzHandler(dec))
 	t.Cleanup(func() {
 		hs.Close()
 		_ = conn.Close()

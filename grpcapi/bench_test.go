@@ -1,12 +1,14 @@
-package server_test
+package grpcapi_test
 
 import (
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/server"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/token"
 	"github.com/rolecall/rolecall/token/devissuer"
 )
@@ -15,7 +17,7 @@ import (
 // aside, what the server adds to Decide.
 func BenchmarkServiceCheck(b *testing.B) {
 	req := &rolecallv1.CheckRequest{Subject: "dave", Org: "acme", Resource: "organization", Action: "invite:member"}
-	svc := server.NewService(bookstoreEngine(b), nil, nil, nil)
+	svc := grpcapi.NewService(decide.New(rctest.Bookstore(b), decide.Options{}), nil, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		if resp, err := svc.Check(b.Context(), req); err != nil || !resp.GetAllowed() {
@@ -46,7 +48,7 @@ func BenchmarkServiceValidateTokenWarm(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc := server.NewService(bookstoreEngine(b), nil, v, nil)
+	svc := grpcapi.NewService(decide.New(rctest.Bookstore(b), decide.Options{Tokens: v}), nil, nil)
 	req := &rolecallv1.ValidateTokenRequest{Token: tok, RequiredScopes: []string{"read:order"}, AuthorizationCheck: &rolecallv1.AuthorizationCheck{Resource: orders, Action: "read:order"}}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"os"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
@@ -29,8 +30,7 @@ func BenchmarkCheckWithMetrics(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc := NewService(engine, nil, nil, nil)
-	svc.metrics = m
+	svc := NewService(decide.New(engine, decide.Options{Recorder: decide.NewRecorder(m, nil)}), nil, nil)
 	req := &rolecallv1.CheckRequest{Subject: "dave", Org: "acme", Resource: "organization", Action: "invite:member"}
 	b.ReportAllocs()
 	for b.Loop() {
