@@ -22,8 +22,10 @@ type TokenRequest struct {
 	Audience       string
 	RequiredScopes []string
 	Org            string
-	// Check, when set, is decided for a valid token.
-	Check *TokenCheck
+	// Check is decided for a valid token when HasCheck is set; a value, not a
+	// pointer, so that building a request allocates nothing.
+	Check    TokenCheck
+	HasCheck bool
 	// RequestID, when not empty, goes to the decision log.
 	RequestID string
 }
@@ -32,8 +34,10 @@ type TokenRequest struct {
 // decision.
 type TokenResult struct {
 	token.Result
-	// Decision is set when the token is valid and a check was asked.
-	Decision *pdp.Decision
+	// Checked says the token is valid and a check was asked: Decision is
+	// its answer.
+	Checked  bool
+	Decision pdp.Decision
 }
 
 // CheckToken validates a bearer token and decides the request's check as the
@@ -45,7 +49,7 @@ func (d *Decider) CheckToken(ctx context.Context, req TokenRequest) (TokenResult
 	}
 	check := req.Check
 	orgHint := ""
-	if check != nil {
+	if req.HasCheck {
 		q := pdp.Query{Subject: "token", Org: check.Org, Resource: check.Resource, Action: check.Action}
 		if err := q.Validate(); err != nil {
 			return TokenResult{}, argumentErrorf("authorization_check.%v", err)
@@ -67,16 +71,16 @@ func (d *Decider) CheckToken(ctx context.Context, req TokenRequest) (TokenResult
 		OrgHint:        orgHint,
 	})
 	out := TokenResult{Result: res}
-	if !res.Valid || check == nil {
+	if !res.Valid || !req.HasCheck {
 		return out, nil
 	}
 	start := d.now()
-	dec, err := d.authorize(res, *check)
+	dec, err := d.authorize(res, check)
 	if err != nil {
 		return TokenResult{}, err
 	}
 	d.record(decisionlog.KindValidateToken, req.RequestID, pdp.Query{Subject: res.Claims.Subject, Org: check.Org, Resource: check.Resource, Action: check.Action}, dec, start)
-	out.Decision = &dec
+	out.Checked, out.Decision = true, dec
 	return out, nil
 }
 

@@ -12,11 +12,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/rolecall/rolecall/decide"
@@ -49,28 +47,15 @@ func startOpts(t *testing.T, dec *decide.Decider, opts grpcapi.Options) *testSer
 
 func startWith(t *testing.T, dec *decide.Decider, sopts grpcapi.Options, lis net.Listener, target string) *testServer {
 	t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if lis == nil {
-		bl := bufconn.Listen(1 << 20)
-		lis, target = bl, "passthrough:///bufconn"
-		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }))
-	}
 	engine := dec.Engine()
-	srv := grpcapi.New(dec, sopts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient(target, opts...)
-	if err != nil {
-		t.Fatal(err)
+	var srv *grpcapi.Server
+	var conn *grpc.ClientConn
+	if lis == nil {
+		srv, conn = rctest.Bufconn(t, dec, sopts)
+	} else {
+		srv = rctest.Serve(t, dec, sopts, lis)
+		conn = rctest.Dial(t, target)
 	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 	return &testServer{engine: engine, srv: srv, conn: conn, api: rolecallv1.NewPolicyDecisionServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 }
 

@@ -17,7 +17,7 @@ func (s *Service) ValidateToken(ctx context.Context, req *rolecallv1.ValidateTok
 		RequestID:      s.requestID(ctx),
 	}
 	if c := req.GetAuthorizationCheck(); c != nil {
-		treq.Check = &decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}
+		treq.Check, treq.HasCheck = decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}, true
 	}
 	res, err := s.dec.CheckToken(ctx, treq)
 	if err != nil {

@@ -43,9 +43,9 @@ func TokenResponse(r decide.TokenResult) *rolecallv1.ValidateTokenResponse {
 		return resp
 	}
 	resp.Claims = claims(r.Claims)
-	if r.Decision != nil {
+	if r.Checked {
 		resp.Authorization = &rolecallv1.CheckResponse{}
-		FillCheck(resp.Authorization, *r.Decision)
+		FillCheck(resp.Authorization, r.Decision)
 	}
 	return resp
 }

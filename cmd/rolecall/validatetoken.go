@@ -113,7 +113,7 @@ func validateLocal(ctx context.Context, cfgs []token.IssuerConfig, policyPath st
 	}
 	treq := decide.TokenRequest{Token: req.GetToken(), Audience: req.GetAudience(), RequiredScopes: req.GetRequiredScopes(), Org: req.GetOrg()}
 	if c := req.GetAuthorizationCheck(); c != nil {
-		treq.Check = &decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}
+		treq.Check, treq.HasCheck = decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}, true
 	}
 	res, err := dec.CheckToken(ctx, treq)
 	if err != nil {
