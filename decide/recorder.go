@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/rolecall/rolecall/decisionlog"
-	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
 )
 
@@ -15,10 +14,16 @@ type Recorder interface {
 	Record(kind, requestID string, q pdp.Query, d pdp.Decision, start time.Time)
 }
 
+// Measurer counts and times decisions: *metrics.Metrics. (An interface,
+// so that this package needs none of the metrics' gRPC instrumentation.)
+type Measurer interface {
+	ObserveDecision(d pdp.Decision, latency time.Duration)
+}
+
 // NewRecorder fans decisions out to the metrics and the decision log, each
-// when set. With neither it returns nil, so that a Decider does not even read
-// the clock.
-func NewRecorder(m *metrics.Metrics, log *decisionlog.Logger) Recorder {
+// when not nil (m nil or a non-nil pointer). With neither it returns nil, so
+// that a Decider does not even read the clock.
+func NewRecorder(m Measurer, log *decisionlog.Logger) Recorder {
 	if m == nil && log == nil {
 		return nil
 	}
@@ -26,7 +31,7 @@ func NewRecorder(m *metrics.Metrics, log *decisionlog.Logger) Recorder {
 }
 
 type fanout struct {
-	metrics *metrics.Metrics    // nil when not measured
+	metrics Measurer            // nil when not measured
 	log     *decisionlog.Logger // nil when decisions are not logged
 }
 
