@@ -16,6 +16,7 @@ import (
 
 	"github.com/rolecall/rolecall/authzen"
 	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 )
@@ -26,7 +27,7 @@ const revision = "bookstore-2026-11-20.1"
 // revision.
 func bookstoreSnapshot(t testing.TB, rev string) *pdp.Snapshot {
 	t.Helper()
-	data, err := os.ReadFile("../examples/bookstore.yaml")
+	data, err := os.ReadFile(rctest.BookstorePath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +54,7 @@ type observer func(pdp.Query, pdp.Decision)
 
 func (o observer) Record(_, _ string, q pdp.Query, d pdp.Decision, _ time.Time) { o(q, d) }
 
-func bookstore(t testing.TB) *pdp.Engine {
-	t.Helper()
-	e := &pdp.Engine{}
-	e.Swap(bookstoreSnapshot(t, ""))
-	return e
-}
+func bookstore(t testing.TB) *pdp.Engine { return rctest.Bookstore(t) }
 
 // call sends one request to h and returns the recorded response.
 func call(h http.Handler, method, path, body string, header ...string) *httptest.ResponseRecorder {

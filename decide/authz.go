@@ -71,17 +71,17 @@ type Verdict struct {
 // Authorize decides a proxied request for the edge kind (a decisionlog
 // kind): route, bearer token, then the check, as the token's issuer is
 // configured to decide it. It needs Options.Authz.
-func (s *Decider) Authorize(ctx context.Context, kind string, req Request) Verdict {
-	o := s.authz
+func (d *Decider) Authorize(ctx context.Context, kind string, req Request) Verdict {
+	o := d.authz
 	m, err := o.Routes.Match(req.Method, req.URI)
 	if err != nil {
-		return s.dryRun(Verdict{Status: http.StatusForbidden, Reason: "BAD_PATH", Detail: err.Error()}, req)
+		return d.dryRun(Verdict{Status: http.StatusForbidden, Reason: "BAD_PATH", Detail: err.Error()}, req)
 	}
 	if m.Route == nil {
 		if o.DefaultAllow {
 			return Verdict{Status: http.StatusOK, Reason: "NO_ROUTE"}
 		}
-		return s.dryRun(Verdict{Status: http.StatusForbidden, Reason: "NO_ROUTE", Detail: "no route matches " + strings.ToUpper(req.Method) + " " + m.Path}, req)
+		return d.dryRun(Verdict{Status: http.StatusForbidden, Reason: "NO_ROUTE", Detail: "no route matches " + strings.ToUpper(req.Method) + " " + m.Path}, req)
 	}
 	route := m.Route
 	if route.Public {
@@ -89,10 +89,10 @@ func (s *Decider) Authorize(ctx context.Context, kind string, req Request) Verdi
 	}
 	tok, err := bearerToken(req.Header("authorization"))
 	if err != nil {
-		return s.dryRun(Verdict{Status: http.StatusUnauthorized, Reason: "INVALID_TOKEN", Detail: err.Error()}, req)
+		return d.dryRun(Verdict{Status: http.StatusUnauthorized, Reason: "INVALID_TOKEN", Detail: err.Error()}, req)
 	}
-	if s.tokens == nil {
-		return s.dryRun(Verdict{Status: http.StatusUnauthorized, Reason: "INVALID_TOKEN", Detail: "no token issuer is configured"}, req)
+	if d.tokens == nil {
+		return d.dryRun(Verdict{Status: http.StatusUnauthorized, Reason: "INVALID_TOKEN", Detail: "no token issuer is configured"}, req)
 	}
 	org := ""
 	switch {
@@ -103,46 +103,46 @@ func (s *Decider) Authorize(ctx context.Context, kind string, req Request) Verdi
 	case route.Org.PathParam != "":
 		org = m.Param(route.Org.PathParam)
 	}
-	res := s.tokens.Validate(ctx, tok, token.Request{Audience: o.Audience, OrgHint: org})
+	res := d.tokens.Validate(ctx, tok, token.Request{Audience: o.Audience, OrgHint: org})
 	switch {
 	case res.Error == token.KeysUnavailable:
-		return s.dryRun(Verdict{Status: http.StatusServiceUnavailable, Reason: res.Error.String(), Detail: res.Detail}, req)
+		return d.dryRun(Verdict{Status: http.StatusServiceUnavailable, Reason: res.Error.String(), Detail: res.Detail}, req)
 	case !res.Valid:
-		return s.dryRun(Verdict{Status: http.StatusUnauthorized, Reason: "INVALID_TOKEN", Detail: res.Error.String() + ": " + res.Detail}, req)
+		return d.dryRun(Verdict{Status: http.StatusUnauthorized, Reason: "INVALID_TOKEN", Detail: res.Error.String() + ": " + res.Detail}, req)
 	}
 	if route.Org.Token {
 		org = res.Claims.Org
 	}
 	v := Verdict{Authenticated: true, Subject: res.Claims.Subject, Org: org, Scopes: res.Claims.Scopes}
-	start := s.now()
-	d, err := s.authorize(res, TokenCheck{Org: org, Resource: route.Resource, Action: route.Action})
+	start := d.now()
+	dec, err := d.authorize(res, TokenCheck{Org: org, Resource: route.Resource, Action: route.Action})
 	var qerr *pdp.QueryError
 	switch {
 	case errors.As(err, &qerr):
 		v.Status, v.Reason, v.Detail = http.StatusForbidden, "BAD_REQUEST", qerr.Error()
-		return s.dryRun(v, req)
+		return d.dryRun(v, req)
 	case err != nil:
 		v.Status, v.Reason, v.Detail = http.StatusServiceUnavailable, "UNAVAILABLE", "no policy loaded"
-		return s.dryRun(v, req)
+		return d.dryRun(v, req)
 	}
-	s.record(kind, req.RequestID, pdp.Query{Subject: res.Claims.Subject, Org: org, Resource: route.Resource, Action: route.Action}, d, start)
-	v.Reason = d.Reason.String()
-	if d.Allowed {
+	d.record(kind, req.RequestID, pdp.Query{Subject: res.Claims.Subject, Org: org, Resource: route.Resource, Action: route.Action}, dec, start)
+	v.Reason = dec.Reason.String()
+	if dec.Allowed {
 		v.Status = http.StatusOK
 		return v
 	}
 	v.Status = http.StatusForbidden
 	v.Detail = fmt.Sprintf("%s may not %s on %s", res.Claims.Subject, route.Action, route.Resource)
-	return s.dryRun(v, req)
+	return d.dryRun(v, req)
 }
 
 // dryRun lets a refused request through in dry-run mode, logging what would
 // have happened.
-func (s *Decider) dryRun(v Verdict, req Request) Verdict {
-	if !s.authz.DryRun || v.Status == http.StatusOK {
+func (d *Decider) dryRun(v Verdict, req Request) Verdict {
+	if !d.authz.DryRun || v.Status == http.StatusOK {
 		return v
 	}
-	s.log.Info("dry run: allowing a request rolecall would refuse",
+	d.log.Info("dry run: allowing a request rolecall would refuse",
 		"method", req.Method, "uri", req.URI, "status", v.Status, "reason", v.Reason, "detail", v.Detail, "subject", v.Subject)
 	v.Status = http.StatusOK
 	return v
