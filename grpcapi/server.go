@@ -61,10 +61,10 @@ type Server struct {
 // ServiceName is the health service name of the decision service.
 var ServiceName = rolecallv1.PolicyDecisionService_ServiceDesc.ServiceName
 
-// New builds a Server answering from dec. Envoy ext_authz is served when
-// dec has enforcement options (decide.Options.Authz). Health is SERVING once a policy
-// is loaded and every token issuer has keys; call UpdateHealth when either
-// changes.
+// New builds a Server answering from dec. Envoy ext_authz is served when dec
+// has enforcement options (decide.Options.Authz). Health is SERVING once a
+// policy is loaded and every token issuer has keys; call UpdateHealth when
+// either changes.
 func New(dec *decide.Decider, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
