@@ -32,6 +32,20 @@ func Decision(resp *rolecallv1.CheckResponse) pdp.Decision {
 	}
 }
 
+// TokenRequest reads a ValidateToken request.
+func TokenRequest(req *rolecallv1.ValidateTokenRequest) decide.TokenRequest {
+	treq := decide.TokenRequest{
+		Token:          req.GetToken(),
+		Audience:       req.GetAudience(),
+		RequiredScopes: req.GetRequiredScopes(),
+		Org:            req.GetOrg(),
+	}
+	if c := req.GetAuthorizationCheck(); c != nil {
+		treq.Check, treq.HasCheck = decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}, true
+	}
+	return treq
+}
+
 // TokenResponse is the ValidateToken answer for r.
 func TokenResponse(r decide.TokenResult) *rolecallv1.ValidateTokenResponse {
 	resp := &rolecallv1.ValidateTokenResponse{

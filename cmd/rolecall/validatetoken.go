@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/grpcapi"
 	"github.com/rolecall/rolecall/token"
@@ -111,11 +110,7 @@ func validateLocal(ctx context.Context, cfgs []token.IssuerConfig, policyPath st
 	if err != nil {
 		return nil, err
 	}
-	treq := decide.TokenRequest{Token: req.GetToken(), Audience: req.GetAudience(), RequiredScopes: req.GetRequiredScopes(), Org: req.GetOrg()}
-	if c := req.GetAuthorizationCheck(); c != nil {
-		treq.Check, treq.HasCheck = decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}, true
-	}
-	res, err := dec.CheckToken(ctx, treq)
+	res, err := dec.CheckToken(ctx, v1conv.TokenRequest(req))
 	if err != nil {
 		// Worded as the server would answer, so that both paths read alike.
 		st := grpcapi.ErrorStatus(err)
