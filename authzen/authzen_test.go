@@ -10,10 +10,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rolecall/rolecall/authzen"
+	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 )
@@ -24,7 +27,7 @@ const revision = "bookstore-2026-11-20.1"
 // revision.
 func bookstoreSnapshot(t testing.TB, rev string) *pdp.Snapshot {
 	t.Helper()
-	data, err := os.ReadFile("../examples/bookstore.yaml")
+	data, err := os.ReadFile(rctest.BookstorePath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +41,20 @@ func bookstoreSnapshot(t testing.TB, rev string) *pdp.Snapshot {
 	return snap
 }
 
-func bookstore(t testing.TB) *pdp.Engine {
-	t.Helper()
-	e := &pdp.Engine{}
-	e.Swap(bookstoreSnapshot(t, ""))
-	return e
+// decider answers from engine; observe, when set, sees every decision.
+func decider(engine *pdp.Engine, observe func(pdp.Query, pdp.Decision)) *decide.Decider {
+	var rec decide.Recorder
+	if observe != nil {
+		rec = observer(observe)
+	}
+	return decide.New(engine, decide.Options{Recorder: rec})
 }
+
+type observer func(pdp.Query, pdp.Decision)
+
+func (o observer) Record(_, _ string, q pdp.Query, d pdp.Decision, _ time.Time) { o(q, d) }
+
+func bookstore(t testing.TB) *pdp.Engine { return rctest.Bookstore(t) }
 
 // call sends one request to h and returns the recorded response.
 func call(h http.Handler, method, path, body string, header ...string) *httptest.ResponseRecorder {
@@ -126,7 +137,7 @@ func denied(reason string) string {
 
 // The specification's own examples, with bookstore ids.
 func TestSpecExamples(t *testing.T) {
-	srv := httptest.NewServer(authzen.Handler(bookstore(t), authzen.Options{}))
+	srv := httptest.NewServer(authzen.Handler(decider(bookstore(t), nil), authzen.Options{}))
 	defer srv.Close()
 
 	t.Run("§6.1 example request", func(t *testing.T) {
@@ -261,7 +272,7 @@ func evaluationBody(subject, org, resource, action string) string {
 }
 
 func TestEvaluation(t *testing.T) {
-	h := authzen.Handler(bookstore(t), authzen.Options{})
+	h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 	for _, tc := range []struct {
 		name                           string
 		subject, org, resource, action string
@@ -317,7 +328,7 @@ func TestEvaluation(t *testing.T) {
 }
 
 func TestOrganization(t *testing.T) {
-	h := authzen.Handler(bookstore(t), authzen.Options{})
+	h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 	for _, tc := range []struct{ name, body, want string }{
 		{"from context.org", `{
 		  "subject": {"type": "user", "id": "dave"}, "context": {"org": "acme"},
@@ -348,7 +359,7 @@ func TestOrganization(t *testing.T) {
 }
 
 func TestEvaluationsDefaultsAndOverrides(t *testing.T) {
-	h := authzen.Handler(bookstore(t), authzen.Options{})
+	h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 
 	t.Run("results in request order", func(t *testing.T) {
 		wantOK(t, call(h, "POST", "/access/v1/evaluations", `{
@@ -433,11 +444,11 @@ func TestEvaluationsSemantics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
 			var observed []bool
-			h := authzen.Handler(bookstore(t), authzen.Options{Observe: func(q pdp.Query, d pdp.Decision) {
+			h := authzen.Handler(decider(bookstore(t), func(q pdp.Query, d pdp.Decision) {
 				mu.Lock()
 				defer mu.Unlock()
 				observed = append(observed, d.Allowed)
-			}})
+			}), authzen.Options{})
 			var req, want []string
 			for i := range len(tc.items) {
 				req = append(req, items[tc.items[i]])
@@ -458,7 +469,7 @@ func TestEvaluationsSemantics(t *testing.T) {
 	}
 
 	t.Run("a bad item after the short-circuit still fails the request", func(t *testing.T) {
-		h := authzen.Handler(bookstore(t), authzen.Options{})
+		h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 		w := call(h, "POST", "/access/v1/evaluations", `{
 		  "options": {"evaluations_semantic": "deny_on_first_deny"},
 		  "subject": {"type": "user", "id": "alice"}, "resource": {"type": "https://api.store.io/orders", "id": "o"},
@@ -469,12 +480,12 @@ func TestEvaluationsSemantics(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	var got []pdp.Query
-	h := authzen.Handler(bookstore(t), authzen.Options{Observe: func(q pdp.Query, d pdp.Decision) {
+	h := authzen.Handler(decider(bookstore(t), func(q pdp.Query, d pdp.Decision) {
 		got = append(got, q)
 		if d.Revision != revision {
 			t.Errorf("revision %q", d.Revision)
 		}
-	}})
+	}), authzen.Options{})
 	w := call(h, "POST", "/access/v1/evaluations", `{
 	  "subject": {"type": "user", "id": "dave", "properties": {"org": "globex"}},
 	  "action": {"name": "read:member"},
@@ -497,9 +508,9 @@ func TestObserve(t *testing.T) {
 func TestOneSnapshotPerRequest(t *testing.T) {
 	engine := bookstore(t)
 	next := bookstoreSnapshot(t, "bookstore-2026-11-21.1")
-	h := authzen.Handler(engine, authzen.Options{Observe: func(pdp.Query, pdp.Decision) {
+	h := authzen.Handler(decider(engine, func(pdp.Query, pdp.Decision) {
 		engine.Swap(next)
-	}})
+	}), authzen.Options{})
 	body := `{"subject": {"type": "user", "id": "alice"}, "action": {"name": "read:order"},
 	  "resource": {"type": "https://api.store.io/orders", "id": "o"}, "evaluations": [{}, {}, {}]}`
 	wantOK(t, call(h, "POST", "/access/v1/evaluations", body),
@@ -519,7 +530,7 @@ func TestMetadata(t *testing.T) {
 	}
 
 	t.Run("configured base URL", func(t *testing.T) {
-		h := authzen.Handler(engine, authzen.Options{BaseURL: "https://pdp.example.com/"})
+		h := authzen.Handler(decider(engine, nil), authzen.Options{BaseURL: "https://pdp.example.com/"})
 		w := call(h, "GET", "/.well-known/authzen-configuration", "", "Host", "attacker.example")
 		wantOK(t, w, want("https://pdp.example.com"))
 		if w.Header().Get("Cache-Control") == "" {
@@ -527,7 +538,7 @@ func TestMetadata(t *testing.T) {
 		}
 	})
 	t.Run("derived over TLS", func(t *testing.T) {
-		srv := httptest.NewTLSServer(authzen.Handler(engine, authzen.Options{}))
+		srv := httptest.NewTLSServer(authzen.Handler(decider(engine, nil), authzen.Options{}))
 		defer srv.Close()
 		if !strings.HasPrefix(srv.URL, "https://") {
 			t.Fatal(srv.URL)
@@ -541,22 +552,22 @@ func TestMetadata(t *testing.T) {
 		jsonEqual(t, body, want(srv.URL))
 	})
 	t.Run("derived from Host", func(t *testing.T) {
-		h := authzen.Handler(engine, authzen.Options{})
+		h := authzen.Handler(decider(engine, nil), authzen.Options{})
 		wantOK(t, call(h, "GET", "/.well-known/authzen-configuration", "", "Host", "pdp.internal:8080", "X-Forwarded-Proto", "https"),
 			want("http://pdp.internal:8080"))
 	})
 	t.Run("served without a policy", func(t *testing.T) {
-		h := authzen.Handler(&pdp.Engine{}, authzen.Options{BaseURL: "https://pdp.example.com"})
+		h := authzen.Handler(decider(&pdp.Engine{}, nil), authzen.Options{BaseURL: "https://pdp.example.com"})
 		wantOK(t, call(h, "GET", "/.well-known/authzen-configuration", ""), want("https://pdp.example.com"))
 	})
 	t.Run("HEAD", func(t *testing.T) {
-		h := authzen.Handler(engine, authzen.Options{BaseURL: "https://pdp.example.com"})
+		h := authzen.Handler(decider(engine, nil), authzen.Options{BaseURL: "https://pdp.example.com"})
 		if w := call(h, "HEAD", "/.well-known/authzen-configuration", ""); w.Code != http.StatusOK {
 			t.Errorf("status %d", w.Code)
 		}
 	})
 	t.Run("POST", func(t *testing.T) {
-		h := authzen.Handler(engine, authzen.Options{})
+		h := authzen.Handler(decider(engine, nil), authzen.Options{})
 		w := call(h, "POST", "/.well-known/authzen-configuration", "{}")
 		wantError(t, w, http.StatusMethodNotAllowed, "method POST not allowed; use GET")
 		if got := w.Header().Get("Allow"); got != "GET, HEAD" {
@@ -567,11 +578,15 @@ func TestMetadata(t *testing.T) {
 
 func TestHandlerPanicsOnWiringMistakes(t *testing.T) {
 	for name, f := range map[string]func(){
-		"nil engine":         func() { authzen.Handler(nil, authzen.Options{}) },
-		"relative base URL":  func() { authzen.Handler(&pdp.Engine{}, authzen.Options{BaseURL: "pdp.example.com"}) },
-		"base URL query":     func() { authzen.Handler(&pdp.Engine{}, authzen.Options{BaseURL: "https://pdp.example.com?x=1"}) },
-		"base URL fragment":  func() { authzen.Handler(&pdp.Engine{}, authzen.Options{BaseURL: "https://pdp.example.com#x"}) },
-		"unparsable baseURL": func() { authzen.Handler(&pdp.Engine{}, authzen.Options{BaseURL: "https://[::1"}) },
+		"nil engine":        func() { authzen.Handler(nil, authzen.Options{}) },
+		"relative base URL": func() { authzen.Handler(decider(&pdp.Engine{}, nil), authzen.Options{BaseURL: "pdp.example.com"}) },
+		"base URL query": func() {
+			authzen.Handler(decider(&pdp.Engine{}, nil), authzen.Options{BaseURL: "https://pdp.example.com?x=1"})
+		},
+		"base URL fragment": func() {
+			authzen.Handler(decider(&pdp.Engine{}, nil), authzen.Options{BaseURL: "https://pdp.example.com#x"})
+		},
+		"unparsable baseURL": func() { authzen.Handler(decider(&pdp.Engine{}, nil), authzen.Options{BaseURL: "https://[::1"}) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -733,7 +748,7 @@ func TestBadRequests(t *testing.T) {
 		{"duplicate subject.id", "evaluation", tuple(map[string]string{"subject": `{"type": "user", "id": "bob", "id": "alice"}`}), 400, `subject: duplicate member "id"`},
 		{"duplicate in an item", "evaluations", tuple(nil, `"evaluations": [{"context": {"org": "acme", "org": "globex"}}]`), 400, `evaluations[0].context: duplicate member "org"`},
 	}
-	h := authzen.Handler(bookstore(t), authzen.Options{})
+	h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := call(h, "POST", "/access/v1/"+c.path, c.body, "X-Request-ID", "req-1")
@@ -751,11 +766,11 @@ func TestTooManyEvaluations(t *testing.T) {
 	if len(body) >= 1<<20 {
 		t.Fatalf("the body is %d bytes, over the size limit", len(body))
 	}
-	h := authzen.Handler(bookstore(t), authzen.Options{})
+	h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 	wantError(t, call(h, "POST", "/access/v1/evaluations", body), http.StatusBadRequest,
 		"evaluations: more than 1000 items; this PDP evaluates at most 1000 per request")
 
-	small := authzen.Handler(bookstore(t), authzen.Options{MaxEvaluations: 2})
+	small := authzen.Handler(decider(bookstore(t), nil), authzen.Options{MaxEvaluations: 2})
 	wantError(t, call(small, "POST", "/access/v1/evaluations", tuple(nil, `"evaluations": [{}, {}, {}]`)), http.StatusBadRequest,
 		"evaluations: more than 2 items; this PDP evaluates at most 2 per request")
 	wantOK(t, call(small, "POST", "/access/v1/evaluations", tuple(nil, `"evaluations": [{}, {}]`)),
@@ -763,7 +778,7 @@ func TestTooManyEvaluations(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
-	h := authzen.Handler(bookstore(t), authzen.Options{})
+	h := authzen.Handler(decider(bookstore(t), nil), authzen.Options{})
 	ok := tuple(nil)
 
 	t.Run("body over 1 MiB", func(t *testing.T) {
@@ -819,7 +834,7 @@ func TestHTTPErrors(t *testing.T) {
 		}
 	})
 	t.Run("no policy loaded", func(t *testing.T) {
-		empty := authzen.Handler(&pdp.Engine{}, authzen.Options{})
+		empty := authzen.Handler(decider(&pdp.Engine{}, nil), authzen.Options{})
 		for _, tc := range []struct{ path, body string }{
 			{"/access/v1/evaluation", ok},
 			{"/access/v1/evaluations", ok},
@@ -852,7 +867,7 @@ func FuzzHandler(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	h := authzen.Handler(bookstore(f), authzen.Options{MaxEvaluations: 50})
+	h := authzen.Handler(decider(bookstore(f), nil), authzen.Options{MaxEvaluations: 50})
 	f.Fuzz(func(t *testing.T, body string, batch bool) {
 		path := "/access/v1/evaluation"
 		if batch {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/pdp"
 )
 
@@ -41,23 +42,21 @@ type Options struct {
 	// MaxEvaluations bounds the items of one Access Evaluations request;
 	// zero or less means DefaultMaxEvaluations. More is a 400.
 	MaxEvaluations int
-	// Observe, when set, is called for every decision made, in order, on the
-	// request's goroutine, before the response is written: for metrics and
-	// decision logs. It must be safe for concurrent use and should be quick.
-	// Evaluations skipped by a short-circuit semantic are not decisions.
-	Observe func(pdp.Query, pdp.Decision)
 }
 
-// Handler serves the AuthZEN Authorization API from engine: POST
+// Handler serves the AuthZEN Authorization API from dec: POST
 // /access/v1/evaluation, POST /access/v1/evaluations and GET
 // /.well-known/authzen-configuration. See the package documentation for the
-// mapping and the behaviour. It panics if engine is nil or BaseURL is not an
-// absolute URL without query or fragment: both are wiring mistakes.
-func Handler(engine *pdp.Engine, opts Options) http.Handler {
-	if engine == nil {
-		panic("authzen: Handler needs an engine")
+// mapping and the behaviour. Every decision made goes to dec's recorder, in
+// order, before the response is written; evaluations skipped by a
+// short-circuit semantic are not decisions. It panics if dec is nil or
+// BaseURL is not an absolute URL without query or fragment: both are wiring
+// mistakes.
+func Handler(dec *decide.Decider, opts Options) http.Handler {
+	if dec == nil {
+		panic("authzen: Handler needs a Decider")
 	}
-	h := &handler{engine: engine, observe: opts.Observe, maxEvaluations: opts.MaxEvaluations}
+	h := &handler{dec: dec, maxEvaluations: opts.MaxEvaluations}
 	if h.maxEvaluations <= 0 {
 		h.maxEvaluations = DefaultMaxEvaluations
 	}
@@ -72,10 +71,9 @@ func Handler(engine *pdp.Engine, opts Options) http.Handler {
 }
 
 type handler struct {
-	engine         *pdp.Engine
+	dec            *decide.Decider
 	baseURL        string
 	maxEvaluations int
-	observe        func(pdp.Query, pdp.Decision)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -128,8 +126,8 @@ func (h *handler) serveEvaluation(w http.ResponseWriter, r *http.Request, batch 
 
 	// One snapshot answers the whole request, so every result comes from one
 	// policy even if a new one is swapped in meanwhile.
-	snap := h.engine.Snapshot()
-	if snap == nil {
+	snap, err := h.dec.Snapshot()
+	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, pdp.ErrNoPolicy.Error())
 		return
 	}
@@ -153,11 +151,11 @@ func (h *handler) serveEvaluation(w http.ResponseWriter, r *http.Request, batch 
 	writeJSON(w, http.StatusOK, evaluationsResponse{Evaluations: results})
 }
 
+// kind names AuthZEN's decisions in the metrics and the decision log.
+const decisionKind = "authzen"
+
 func (h *handler) decide(snap *pdp.Snapshot, q pdp.Query) decision {
-	d := snap.Decide(q)
-	if h.observe != nil {
-		h.observe(q, d)
-	}
+	d := h.dec.DecideIn(snap, decisionKind, "", q)
 	return decision{
 		Decision: d.Allowed,
 		Context: &decisionContext{

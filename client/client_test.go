@@ -28,11 +28,12 @@ import (
 
 	"github.com/rolecall/rolecall/client"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
 )
 
 func TestCheck(t *testing.T) {
-	rc := startBufconn(t, bookstore(t))
+	rc := startBufconn(t, rctest.Bookstore(t))
 	tests := []struct {
 		name string
 		q    client.Query
@@ -82,7 +83,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckErrorKeepsTheStatus(t *testing.T) {
-	rc := startBufconn(t, bookstore(t))
+	rc := startBufconn(t, rctest.Bookstore(t))
 	q := client.Query{Subject: "alice", Resource: orders}
 	_, err := rc.Check(t.Context(), q)
 	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != "rolecall check: rpc error: code = InvalidArgument desc = action: must not be empty" {
@@ -97,7 +98,7 @@ func TestCheckErrorKeepsTheStatus(t *testing.T) {
 }
 
 func TestCheckBatchAnswersInOrder(t *testing.T) {
-	rc := startBufconn(t, bookstore(t))
+	rc := startBufconn(t, rctest.Bookstore(t))
 	qs := []client.Query{
 		{Subject: "bob", Resource: orders, Action: "read:order"},
 		{Subject: "alice", Resource: orders, Action: "read:order"},
@@ -169,7 +170,7 @@ func startFake(t *testing.T) (*client.Client, *fakeRolecall) {
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
-	return client.New(bufconnClient(t, lis)), fake
+	return client.New(rctest.DialBufconn(t, lis)), fake
 }
 
 func TestCheckBatchRejectsAMiscountedAnswer(t *testing.T) {
@@ -205,7 +206,7 @@ func TestValidateTokenPassesThrough(t *testing.T) {
 }
 
 func TestValidateTokenWithoutIssuers(t *testing.T) {
-	rc := startBufconn(t, bookstore(t))
+	rc := startBufconn(t, rctest.Bookstore(t))
 	got, err := rc.ValidateToken(t.Context(), &rolecallv1.ValidateTokenRequest{Token: "a.b.c"})
 	if got != nil || status.Code(err) != codes.FailedPrecondition || !strings.HasPrefix(err.Error(), "rolecall validate token: ") {
 		t.Errorf("ValidateToken = %v, %v; want FailedPrecondition", got, err)
@@ -253,7 +254,7 @@ func TestDialUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveT(t, bookstore(t), lis)
+	serveT(t, rctest.Bookstore(t), lis)
 	t.Chdir(dir)
 	for _, target := range []string{"unix:" + sock, "unix://" + sock, "unix:rolecall.sock"} {
 		t.Run(target, func(t *testing.T) {
@@ -275,7 +276,7 @@ func TestDialTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveT(t, bookstore(t), lis)
+	serveT(t, rctest.Bookstore(t), lis)
 	rc, err := client.Dial(lis.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -295,8 +296,8 @@ func TestDialTCP(t *testing.T) {
 
 func TestCloseLeavesACallersConnectionOpen(t *testing.T) {
 	lis := bufconn.Listen(1 << 20)
-	serveT(t, bookstore(t), lis)
-	conn := bufconnClient(t, lis)
+	serveT(t, rctest.Bookstore(t), lis)
+	conn := rctest.DialBufconn(t, lis)
 	if err := client.New(conn).Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +429,7 @@ func grpcMapper(ctx context.Context, method string, _ any) (client.Query, bool, 
 }
 
 func TestUnaryServerInterceptor(t *testing.T) {
-	up := startBufconn(t, bookstore(t))
+	up := startBufconn(t, rctest.Bookstore(t))
 	noPolicy := startBufconn(t, &pdp.Engine{})
 	down := downClient(t)
 	unreachable, err := client.Dial("unix:" + filepath.Join(t.TempDir(), "gone.sock"))
@@ -491,13 +492,13 @@ func TestUnaryServerInterceptor(t *testing.T) {
 // The interceptor installed in a real gRPC server, called over a real
 // connection.
 func TestUnaryServerInterceptorInAServer(t *testing.T) {
-	rc := startBufconn(t, bookstore(t))
+	rc := startBufconn(t, rctest.Bookstore(t))
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(rc.UnaryServerInterceptor(grpcMapper)))
 	healthpb.RegisterHealthServer(gs, healthgrpc.NewServer())
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
-	health := healthpb.NewHealthClient(bufconnClient(t, lis))
+	health := healthpb.NewHealthClient(rctest.DialBufconn(t, lis))
 
 	as := func(user string) context.Context {
 		return metadata.AppendToOutgoingContext(t.Context(), userKey, user)
@@ -539,7 +540,7 @@ func httpMapper(r *http.Request) (client.Query, bool, error) {
 }
 
 func TestMiddleware(t *testing.T) {
-	up := startBufconn(t, bookstore(t))
+	up := startBufconn(t, rctest.Bookstore(t))
 	noPolicy := startBufconn(t, &pdp.Engine{})
 	down := downClient(t)
 

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,9 +15,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
+	"github.com/rolecall/rolecall/token"
+	"github.com/rolecall/rolecall/v1conv"
 )
 
 func check(ctx context.Context, args []string, sio stdio) error {
@@ -50,20 +52,20 @@ Prints the decision and its reason. Exit code: 0 allowed, 1 denied, 2 error.`,
 		return usageError("--%v", err)
 	}
 
-	var resp *rolecallv1.CheckResponse
+	var d pdp.Decision
 	var err error
 	if *policyPath != "" {
-		resp, err = checkLocal(*policyPath, q)
+		d, err = checkLocal(ctx, *policyPath, q)
 	} else {
-		resp, err = checkRemote(ctx, srv, *timeout, q)
+		d, err = checkRemote(ctx, srv, *timeout, q)
 	}
 	if err != nil {
 		return err
 	}
-	if err := printDecision(sio, resp, *asJSON); err != nil {
+	if err := printDecision(sio, d, *asJSON); err != nil {
 		return err
 	}
-	if !resp.GetAllowed() {
+	if !d.Allowed {
 		return &exitErr{code: exitDeny, err: errSilent}
 	}
 	return nil
@@ -82,24 +84,32 @@ func compilePolicyFile(path string) (*pdp.Snapshot, error) {
 	return snap, nil
 }
 
-func checkLocal(path string, q pdp.Query) (*rolecallv1.CheckResponse, error) {
-	snap, err := compilePolicyFile(path)
-	if err != nil {
-		return nil, err
+// localDecider decides from the policy file at path; with no path, from no
+// policy at all.
+func localDecider(path string, tokens *token.Validator) (*decide.Decider, error) {
+	engine := &pdp.Engine{}
+	if path != "" {
+		snap, err := compilePolicyFile(path)
+		if err != nil {
+			return nil, err
+		}
+		engine.Swap(snap)
 	}
-	d := snap.Decide(q)
-	return &rolecallv1.CheckResponse{
-		Allowed:        d.Allowed,
-		Reason:         rolecallv1.Reason(d.Reason),
-		MatchedRole:    d.MatchedRole,
-		PolicyRevision: d.Revision,
-	}, nil
+	return decide.New(engine, decide.Options{Tokens: tokens}), nil
 }
 
-func checkRemote(ctx context.Context, srv *serverFlags, timeout time.Duration, q pdp.Query) (*rolecallv1.CheckResponse, error) {
+func checkLocal(ctx context.Context, path string, q pdp.Query) (pdp.Decision, error) {
+	dec, err := localDecider(path, nil)
+	if err != nil {
+		return pdp.Decision{}, err
+	}
+	return dec.Check(ctx, q, "")
+}
+
+func checkRemote(ctx context.Context, srv *serverFlags, timeout time.Duration, q pdp.Query) (pdp.Decision, error) {
 	conn, target, err := srv.dial()
 	if err != nil {
-		return nil, err
+		return pdp.Decision{}, err
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -109,9 +119,9 @@ func checkRemote(ctx context.Context, srv *serverFlags, timeout time.Duration, q
 	})
 	if err != nil {
 		st := status.Convert(err)
-		return nil, fmt.Errorf("%s: %s: %s", target, st.Code(), st.Message())
+		return pdp.Decision{}, fmt.Errorf("%s: %s: %s", target, st.Code(), st.Message())
 	}
-	return resp, nil
+	return v1conv.Decision(resp), nil
 }
 
 // serverFlags say how the client commands reach a running server.
@@ -174,8 +184,8 @@ func (s *serverFlags) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-func printDecision(sio stdio, resp *rolecallv1.CheckResponse, asJSON bool) error {
-	reason := strings.TrimPrefix(resp.GetReason().String(), "REASON_")
+func printDecision(sio stdio, d pdp.Decision, asJSON bool) error {
+	reason := d.Reason.String()
 	if asJSON {
 		enc := json.NewEncoder(sio.out)
 		return enc.Encode(struct {
@@ -183,12 +193,12 @@ func printDecision(sio stdio, resp *rolecallv1.CheckResponse, asJSON bool) error
 			Reason         string `json:"reason"`
 			MatchedRole    string `json:"matched_role,omitempty"`
 			PolicyRevision string `json:"policy_revision"`
-		}{resp.GetAllowed(), reason, resp.GetMatchedRole(), resp.GetPolicyRevision()})
+		}{d.Allowed, reason, d.MatchedRole, d.Revision})
 	}
-	if resp.GetAllowed() {
-		_, err := fmt.Fprintf(sio.out, "allowed: %s by role %s (policy revision %s)\n", reason, resp.GetMatchedRole(), resp.GetPolicyRevision())
+	if d.Allowed {
+		_, err := fmt.Fprintf(sio.out, "allowed: %s by role %s (policy revision %s)\n", reason, d.MatchedRole, d.Revision)
 		return err
 	}
-	_, err := fmt.Fprintf(sio.out, "denied: %s (policy revision %s)\n", reason, resp.GetPolicyRevision())
+	_, err := fmt.Fprintf(sio.out, "denied: %s (policy revision %s)\n", reason, d.Revision)
 	return err
 }

@@ -22,11 +22,13 @@ import (
 	"github.com/rolecall/rolecall/authzen"
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/config"
+	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/decisionlog"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/httpapi"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/routes"
-	"github.com/rolecall/rolecall/server"
 	policysync "github.com/rolecall/rolecall/sync"
 	"github.com/rolecall/rolecall/token"
 )
@@ -176,7 +178,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	}()
 
 	engine := &pdp.Engine{}
-	var srv *server.Server
+	var srv *grpcapi.Server
 	ref, err := policysync.New(policysync.Config{
 		Upstream:      upstream,
 		Engine:        engine,
@@ -211,19 +213,20 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if err != nil {
 		return err
 	}
-	var authz *server.AuthzOptions
+	var authz *decide.AuthzOptions
 	if len(cfg.Authz.Routes) > 0 {
 		table, err := routes.Compile(cfg.Authz.Routes)
 		if err != nil {
 			return usageError("authz.%v", err)
 		}
-		authz = &server.AuthzOptions{
+		authz = &decide.AuthzOptions{
 			Routes: table, DefaultAllow: cfg.Authz.Default == "allow", DryRun: cfg.Authz.DryRun, Audience: cfg.Authz.Audience,
 			SubjectHeader: cfg.Authz.IdentityHeaders.Subject, OrgHeader: cfg.Authz.IdentityHeaders.Org, ScopesHeader: cfg.Authz.IdentityHeaders.Scopes,
 		}
 	}
-	srv = server.New(engine, server.Options{
-		Status: ref, Tokens: tokens, Logger: log, Metrics: m, DecisionLog: dlog, Authz: authz,
+	dec := decide.New(engine, decide.Options{Tokens: tokens, Recorder: decide.NewRecorder(m, dlog), Authz: authz, Logger: log})
+	srv = grpcapi.New(dec, grpcapi.Options{
+		Status: ref, Logger: log, Metrics: m,
 		GracePeriod:          cfg.GRPC.GracePeriod,
 		MaxRecvMsgBytes:      cfg.GRPC.MaxRecvMsgBytes,
 		MaxConcurrentStreams: uint32(cfg.GRPC.MaxConcurrentStreams),
@@ -245,7 +248,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if err != nil {
 		return fmt.Errorf("grpc.unix_socket_mode: %w", err)
 	}
-	listeners, err := server.Listen(cfg.GRPC.Address, cfg.GRPC.UnixSocket, sockMode)
+	listeners, err := grpcapi.Listen(cfg.GRPC.Address, cfg.GRPC.UnixSocket, sockMode)
 	if err != nil {
 		return err
 	}
@@ -254,7 +257,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 			if l.Addr().Network() != "tcp" {
 				continue
 			}
-			if listeners[i], err = server.TLSListener(l, server.TLSFiles{CertFile: tl.CertFile, KeyFile: tl.KeyFile, ClientCAFile: tl.ClientCAFile}, log); err != nil {
+			if listeners[i], err = grpcapi.TLSListener(l, grpcapi.TLSFiles{CertFile: tl.CertFile, KeyFile: tl.KeyFile, ClientCAFile: tl.ClientCAFile}, log); err != nil {
 				closeAll(listeners, nil)
 				return err
 			}
@@ -279,8 +282,8 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 			return err
 		}
 		adminSrv = &http.Server{
-			Handler: srv.AdminHandler(server.AdminOptions{
-				Refresher: ref, LogtoWebhookKey: webhookKey, Logger: log,
+			Handler: httpapi.AdminHandler(dec, httpapi.AdminOptions{
+				Refresher: ref, Ready: func() (bool, string) { return srv.Readiness(ref) }, LogtoWebhookKey: webhookKey, Logger: log,
 				Gatherer: reg, Pprof: cfg.Admin.PProf, LogLevel: &level,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
@@ -299,11 +302,11 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 			return err
 		}
 		mux := http.NewServeMux()
-		if h := srv.AuthzHandler(); h != nil {
+		if h := httpapi.AuthzHandler(dec); h != nil {
 			mux.Handle("/v1/authz", h)
 			mux.Handle("/v1/authz/", h)
 		}
-		az := authzen.Handler(engine, authzen.Options{Observe: func(q pdp.Query, d pdp.Decision) { srv.ObserveDecision("authzen", q, d) }})
+		az := authzen.Handler(dec, authzen.Options{})
 		mux.Handle("/access/v1/", az)
 		mux.Handle(authzen.MetadataPath, az)
 		authzSrv, authzListener = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l

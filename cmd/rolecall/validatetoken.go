@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/server"
+	"github.com/rolecall/rolecall/grpcapi"
 	"github.com/rolecall/rolecall/token"
+	"github.com/rolecall/rolecall/v1conv"
 )
 
 type stringList []string
@@ -106,21 +106,17 @@ func validateLocal(ctx context.Context, cfgs []token.IssuerConfig, policyPath st
 	if err := v.RefreshKeys(ctx, true); err != nil {
 		return nil, err
 	}
-	engine := &pdp.Engine{}
-	if policyPath != "" {
-		snap, err := compilePolicyFile(policyPath)
-		if err != nil {
-			return nil, err
-		}
-		engine.Swap(snap)
-	}
-	svc := server.NewService(engine, nil, v, nil)
-	resp, err := svc.ValidateToken(ctx, req)
+	dec, err := localDecider(policyPath, v)
 	if err != nil {
-		st := status.Convert(err)
+		return nil, err
+	}
+	res, err := dec.CheckToken(ctx, v1conv.TokenRequest(req))
+	if err != nil {
+		// Worded as the server would answer, so that both paths read alike.
+		st := grpcapi.ErrorStatus(err)
 		return nil, fmt.Errorf("%s: %s", st.Code(), st.Message())
 	}
-	return resp, nil
+	return v1conv.TokenResponse(res), nil
 }
 
 func validateRemote(ctx context.Context, srv *serverFlags, req *rolecallv1.ValidateTokenRequest) (*rolecallv1.ValidateTokenResponse, error) {

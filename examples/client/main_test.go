@@ -1,55 +1,21 @@
 package main
 
 import (
-	"context"
-	"net"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rolecall/rolecall/client"
-	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/policyfile"
-	"github.com/rolecall/rolecall/server"
+	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 )
 
 // startRolecall serves examples/bookstore.yaml in process and returns a
 // Client of it.
 func startRolecall(t *testing.T) *client.Client {
 	t.Helper()
-	data, err := os.ReadFile("../bookstore.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := policyfile.Compile(data, policyfile.YAML)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := &pdp.Engine{}
-	engine.Swap(snap)
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- server.New(engine, server.Options{GracePeriod: time.Second}).Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	_, conn := rctest.Bufconn(t, decide.New(rctest.Bookstore(t), decide.Options{}), grpcapi.Options{})
 	return client.New(conn)
 }
 

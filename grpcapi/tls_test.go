@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"bytes"
@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/internal/testcerts"
-	"github.com/rolecall/rolecall/server"
 )
 
 // lockedBuffer collects logs written by the server while the test reads them.
@@ -48,7 +50,7 @@ func (l *lockedBuffer) String() string {
 func TestGRPCMutualTLSWithReload(t *testing.T) {
 	dir := t.TempDir()
 	serverCA, clientCA, otherCA := testcerts.NewCA(t, "server CA"), testcerts.NewCA(t, "client CA"), testcerts.NewCA(t, "other CA")
-	files := server.TLSFiles{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), ClientCAFile: filepath.Join(dir, "ca.crt")}
+	files := grpcapi.TLSFiles{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), ClientCAFile: filepath.Join(dir, "ca.crt")}
 	certPEM, keyPEM, firstSerial := serverCA.Issue(t, "rolecall", false)
 	testcerts.WriteFile(t, "", files.CertFile, certPEM)
 	testcerts.WriteFile(t, "", files.KeyFile, keyPEM)
@@ -59,12 +61,12 @@ func TestGRPCMutualTLSWithReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := server.TLSListener(tcp, files, slog.New(slog.NewTextHandler(&logs, nil)))
+	lis, err := grpcapi.TLSListener(tcp, files, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := tcp.Addr().String()
-	startWith(t, bookstoreEngine(t), server.Options{GracePeriod: time.Second}, lis, addr)
+	startWith(t, decide.New(rctest.Bookstore(t), decide.Options{}), grpcapi.Options{GracePeriod: time.Second}, lis, addr)
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(serverCA.PEM)
@@ -165,13 +167,13 @@ func TestTLSListenerBadFiles(t *testing.T) {
 	testcerts.WriteFile(t, "", garbage, []byte("not a certificate"))
 	tests := []struct {
 		name  string
-		files server.TLSFiles
+		files grpcapi.TLSFiles
 		want  string
 	}{
-		{"no key", server.TLSFiles{CertFile: cert}, "cert_file and key_file are both required"},
-		{"missing cert", server.TLSFiles{CertFile: filepath.Join(dir, "nope.crt"), KeyFile: key}, "nope.crt: no such file"},
-		{"cert is garbage", server.TLSFiles{CertFile: garbage, KeyFile: key}, "cert_file " + garbage},
-		{"client CA is garbage", server.TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: garbage}, "client_ca_file " + garbage + " holds no PEM certificate"},
+		{"no key", grpcapi.TLSFiles{CertFile: cert}, "cert_file and key_file are both required"},
+		{"missing cert", grpcapi.TLSFiles{CertFile: filepath.Join(dir, "nope.crt"), KeyFile: key}, "nope.crt: no such file"},
+		{"cert is garbage", grpcapi.TLSFiles{CertFile: garbage, KeyFile: key}, "cert_file " + garbage},
+		{"client CA is garbage", grpcapi.TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: garbage}, "client_ca_file " + garbage + " holds no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,7 +182,7 @@ func TestTLSListenerBadFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			if _, err := server.TLSListener(l, tt.files, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := grpcapi.TLSListener(l, tt.files, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
 			}
 		})

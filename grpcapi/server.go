@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"context"
@@ -19,32 +19,23 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/rolecall/rolecall/decisionlog"
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/metrics"
-	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/token"
 )
 
 // Options configures a Server. The zero value is usable.
 type Options struct {
 	// Status reports refresh state for GetPolicyStatus.
-	Status StatusSource
-	// Tokens validates tokens for ValidateToken; nil when no issuer is
-	// configured.
-	Tokens *token.Validator
+	Status decide.StatusSource
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// GracePeriod is how long Serve waits for in-flight calls when its
 	// context ends before it cuts them off. Default 10 s.
 	GracePeriod time.Duration
-	// Metrics, when set, counts decisions and instruments every RPC.
+	// Metrics, when set, instruments every RPC (the Decider counts the
+	// decisions).
 	Metrics *metrics.Metrics
-	// DecisionLog, when set, receives every decision.
-	DecisionLog *decisionlog.Logger
-	// Authz, when set, enables the enforcement edges: Envoy ext_authz on the
-	// gRPC listener and AuthzHandler.
-	Authz *AuthzOptions
 	// MaxRecvMsgBytes bounds a request. Default 4 MiB.
 	MaxRecvMsgBytes int
 	// MaxConcurrentStreams bounds the calls in flight on one connection.
@@ -57,11 +48,9 @@ type Options struct {
 
 // Server is the gRPC server: the decision service, health and reflection.
 type Server struct {
-	svc    *Service
+	dec    *decide.Decider
 	grpc   *grpc.Server
 	health *health.Server
-	engine *pdp.Engine
-	tokens *token.Validator
 	log    *slog.Logger
 	grace  time.Duration
 	// stopping is set when shutdown starts, so that readiness turns false at
@@ -72,10 +61,11 @@ type Server struct {
 // ServiceName is the health service name of the decision service.
 var ServiceName = rolecallv1.PolicyDecisionService_ServiceDesc.ServiceName
 
-// New builds a Server answering from engine. Health is SERVING once a policy
-// is loaded and every token issuer has keys; call UpdateHealth when either
-// changes.
-func New(engine *pdp.Engine, opts Options) *Server {
+// New builds a Server answering from dec. Envoy ext_authz is served when dec
+// has enforcement options (decide.Options.Authz). Health is SERVING once a
+// policy is loaded and every token issuer has keys; call UpdateHealth when
+// either changes.
+func New(dec *decide.Decider, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -102,14 +92,9 @@ func New(engine *pdp.Engine, opts Options) *Server {
 			grpc.ChainStreamInterceptor(opts.Metrics.GRPC().StreamServerInterceptor()))
 	}
 	gs := grpc.NewServer(serverOpts...)
-	svc := NewService(engine, opts.Status, opts.Tokens, opts.Logger)
-	svc.metrics, svc.dlog = opts.Metrics, opts.DecisionLog
-	rolecallv1.RegisterPolicyDecisionServiceServer(gs, svc)
-	if opts.Authz != nil {
-		a := *opts.Authz
-		a.withDefaults()
-		svc.authz = &a
-		authv3.RegisterAuthorizationServer(gs, &extAuthz{svc: svc})
+	rolecallv1.RegisterPolicyDecisionServiceServer(gs, NewService(dec, opts.Status, opts.Logger))
+	if dec.Authz() != nil {
+		authv3.RegisterAuthorizationServer(gs, &extAuthz{dec: dec})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -117,7 +102,7 @@ func New(engine *pdp.Engine, opts Options) *Server {
 	if opts.Metrics != nil {
 		opts.Metrics.GRPC().InitializeMetrics(gs)
 	}
-	s := &Server{svc: svc, grpc: gs, health: hs, engine: engine, tokens: opts.Tokens, log: opts.Logger, grace: opts.GracePeriod}
+	s := &Server{dec: dec, grpc: gs, health: hs, log: opts.Logger, grace: opts.GracePeriod}
 	s.UpdateHealth()
 	return s
 }
@@ -125,14 +110,18 @@ func New(engine *pdp.Engine, opts Options) *Server {
 // Serving reports whether the server is ready: a policy is loaded and every
 // token issuer has keys.
 func (s *Server) Serving() bool {
-	if s.stopping.Load() || s.engine.Snapshot() == nil {
-		return false
+	ok, _ := s.Readiness(nil)
+	return ok
+}
+
+// Readiness reports whether the server is ready and, when it is not or when
+// its policy is stale, why: see decide.Decider.Readiness; a server shutting
+// down is not.
+func (s *Server) Readiness(st decide.StatusSource) (bool, string) {
+	if s.stopping.Load() {
+		return false, "shutting down"
 	}
-	if s.tokens != nil {
-		ok, _ := s.tokens.Ready()
-		return ok
-	}
-	return true
+	return s.dec.Readiness(st)
 }
 
 // UpdateHealth sets the health of the server and of the decision service:
@@ -151,7 +140,7 @@ func (s *Server) UpdateHealth() {
 // finish, and the rest are cut off. It closes the listeners.
 func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	if len(listeners) == 0 {
-		return errors.New("server: no listener")
+		return errors.New("grpcapi: no listener")
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {

@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"context"
@@ -16,8 +16,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/server"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 )
 
 // TestOverloadStaysBoundedAndRecovers drives a loopback server far past what
@@ -43,7 +45,7 @@ func TestOverloadStaysBoundedAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	const maxMsg = 128 << 10
-	ts := startWith(t, bookstoreEngine(t), server.Options{GracePeriod: time.Second, MaxRecvMsgBytes: maxMsg, MaxConcurrentStreams: 8}, lis, lis.Addr().String())
+	ts := startWith(t, decide.New(rctest.Bookstore(t), decide.Options{}), grpcapi.Options{GracePeriod: time.Second, MaxRecvMsgBytes: maxMsg, MaxConcurrentStreams: 8}, lis, lis.Addr().String())
 
 	// Oversized requests are refused, not buffered.
 	_, err = ts.api.Check(t.Context(), &rolecallv1.CheckRequest{Subject: strings.Repeat("x", maxMsg+1), Resource: orders, Action: "read:order"})
@@ -51,7 +53,7 @@ func TestOverloadStaysBoundedAndRecovers(t *testing.T) {
 		t.Fatalf("oversized Check: err = %v, want ResourceExhausted", err)
 	}
 
-	batch := make([]*rolecallv1.CheckRequest, server.MaxBatch)
+	batch := make([]*rolecallv1.CheckRequest, grpcapi.MaxBatch)
 	for i := range batch {
 		batch[i] = &rolecallv1.CheckRequest{Subject: "alice", Resource: orders, Action: "read:order"}
 	}

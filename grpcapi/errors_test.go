@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"bytes"
@@ -12,12 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/pdp"
 )
 
 func TestToStatus(t *testing.T) {
 	var logs bytes.Buffer
-	s := NewService(&pdp.Engine{}, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	s := NewService(decide.New(&pdp.Engine{}, decide.Options{}), nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	secret := errors.New("open /var/lib/rolecall/secret-token.txt: permission denied")
 	tests := []struct {
 		name string

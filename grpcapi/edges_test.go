@@ -1,90 +1,37 @@
-package server_test
+package grpcapi_test
 
 import (
-	"context"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/routes"
-	"github.com/rolecall/rolecall/server"
-	"github.com/rolecall/rolecall/token"
-	"github.com/rolecall/rolecall/token/devissuer"
 )
 
 type edgeRig struct {
-	srv    *server.Server
 	engine *pdp.Engine
 	authz  authv3.AuthorizationClient
-	http   *httptest.Server
 	mint   func(sub string) string
 }
 
-// startEdges runs the server with a route table over real loopback
-// listeners: gRPC (ext_authz) and HTTP (/v1/authz).
+// startEdges serves Envoy ext_authz over loopback TCP.
 func startEdges(t *testing.T, dryRun bool) *edgeRig {
 	t.Helper()
-	di, err := devissuer.New(devissuer.Options{Algorithm: "ES256"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks := httptest.NewServer(di.Handler())
-	t.Cleanup(jwks.Close)
-	di.SetIssuer(jwks.URL)
-	v, err := token.New([]token.IssuerConfig{{Issuer: jwks.URL, Audiences: []string{"bookstore"}}}, token.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.RefreshKeys(t.Context(), true); err != nil {
-		t.Fatal(err)
-	}
-	table, err := routes.Compile([]routes.Route{
-		{Path: "/healthz", Public: true},
-		{Methods: []string{"GET"}, Path: "/orders/{id}", Resource: orders, Action: "read:order"},
-		{Methods: []string{"POST"}, Path: "/orgs/{org}/members", Resource: "organization", Action: "invite:member", Org: routes.OrgSource{PathParam: "org"}},
-		{Prefix: "/public/", Public: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := bookstoreEngine(t)
-	srv := server.New(engine, server.Options{Tokens: v, Authz: &server.AuthzOptions{Routes: table, DryRun: dryRun}, GracePeriod: time.Second})
+	e := rctest.NewEnforcer(t, dryRun)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.AuthzHandler())
-	t.Cleanup(func() {
-		hs.Close()
-		_ = conn.Close()
-		cancel()
-		<-done
-	})
-	return &edgeRig{srv: srv, engine: engine, authz: authv3.NewAuthorizationClient(conn), http: hs, mint: func(sub string) string {
-		tok, err := di.Mint(map[string]any{"sub": sub, "aud": "bookstore", "scope": "read:order"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}}
+	rctest.Serve(t, e.Decider, grpcapi.Options{}, l)
+	conn := rctest.Dial(t, l.Addr().String())
+	return &edgeRig{engine: e.Engine, authz: authv3.NewAuthorizationClient(conn), mint: e.Mint}
 }
 
 func envoyCheck(t *testing.T, r *edgeRig, method, path string, headers map[string]string) *authv3.CheckResponse {
@@ -194,49 +141,6 @@ func TestDryRunAllowsAndLogs(t *testing.T) {
 	resp = envoyCheck(t, r, "GET", "/orders/7", nil)
 	if codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 		t.Errorf("dry run without a token: %v", resp)
-	}
-}
-
-func TestHTTPAuthzEndpoint(t *testing.T) {
-	r := startEdges(t, false)
-	alice, bob := "Bearer "+r.mint("alice"), "Bearer "+r.mint("bob")
-	tests := []struct {
-		name, method, path string
-		headers            map[string]string
-		status             int
-		subject            string
-	}{
-		{"nginx headers, allowed", "GET", "/v1/authz", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/orders/7", "Authorization": alice}, 200, "alice"},
-		{"nginx headers, denied", "GET", "/v1/authz", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/orders/7", "Authorization": bob}, 403, ""},
-		{"Traefik headers", "GET", "/v1/authz", map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/orders/7", "Authorization": alice}, 200, "alice"},
-		{"Envoy path prefix", "GET", "/v1/authz/orders/7", map[string]string{"Authorization": alice}, 200, "alice"},
-		{"Envoy path prefix with another method", "POST", "/v1/authz/orgs/acme/members", map[string]string{"Authorization": "Bearer " + r.mint("dave")}, 200, "dave"},
-		{"no token", "GET", "/v1/authz", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/orders/7"}, 401, ""},
-		{"a public route", "GET", "/v1/authz", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/healthz"}, 200, ""},
-		{"no original URI", "GET", "/v1/authz", map[string]string{"Authorization": alice}, 403, ""},
-		{"a forged subject is not echoed", "GET", "/v1/authz", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/healthz", "X-Rolecall-Subject": "root"}, 200, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, r.http.URL+tt.path, nil)
-			for k, v := range tt.headers {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = resp.Body.Close()
-			if resp.StatusCode != tt.status || resp.Header.Get("X-Rolecall-Subject") != tt.subject {
-				t.Errorf("%d subject %q, want %d %q", resp.StatusCode, resp.Header.Get("X-Rolecall-Subject"), tt.status, tt.subject)
-			}
-			if _, sent := resp.Header["X-Rolecall-Org"]; tt.status == 200 && !sent {
-				t.Error("an allow does not send every identity header (empty when unknown)")
-			}
-			if tt.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
-				t.Errorf("401 without a Bearer challenge: %q", resp.Header.Get("WWW-Authenticate"))
-			}
-		})
 	}
 }
 

@@ -1,12 +1,17 @@
-package server_test
+package grpcapi_test
 
 import (
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/server"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
+	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/token"
 	"github.com/rolecall/rolecall/token/devissuer"
 )
@@ -15,7 +20,7 @@ import (
 // aside, what the server adds to Decide.
 func BenchmarkServiceCheck(b *testing.B) {
 	req := &rolecallv1.CheckRequest{Subject: "dave", Org: "acme", Resource: "organization", Action: "invite:member"}
-	svc := server.NewService(bookstoreEngine(b), nil, nil, nil)
+	svc := grpcapi.NewService(decide.New(rctest.Bookstore(b), decide.Options{}), nil, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		if resp, err := svc.Check(b.Context(), req); err != nil || !resp.GetAllowed() {
@@ -46,11 +51,29 @@ func BenchmarkServiceValidateTokenWarm(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc := server.NewService(bookstoreEngine(b), nil, v, nil)
+	svc := grpcapi.NewService(decide.New(rctest.Bookstore(b), decide.Options{Tokens: v}), nil, nil)
 	req := &rolecallv1.ValidateTokenRequest{Token: tok, RequiredScopes: []string{"read:order"}, AuthorizationCheck: &rolecallv1.AuthorizationCheck{Resource: orders, Action: "read:order"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if resp, err := svc.ValidateToken(b.Context(), req); err != nil || !resp.GetValid() || !resp.GetAuthorization().GetAllowed() {
+			b.Fatal(resp, err)
+		}
+	}
+}
+
+// BenchmarkCheckWithMetrics is Check's handler with decisions counted and
+// timed: what the metrics add to BenchmarkServiceCheck.
+func BenchmarkCheckWithMetrics(b *testing.B) {
+	engine := rctest.Bookstore(b)
+	m, err := metrics.New(prometheus.NewRegistry(), metrics.Sources{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := grpcapi.NewService(decide.New(engine, decide.Options{Recorder: decide.NewRecorder(m, nil)}), nil, nil)
+	req := &rolecallv1.CheckRequest{Subject: "dave", Org: "acme", Resource: "organization", Action: "invite:member"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if resp, err := svc.Check(b.Context(), req); err != nil || !resp.GetAllowed() {
 			b.Fatal(resp, err)
 		}
 	}

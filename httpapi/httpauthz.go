@@ -1,8 +1,10 @@
-package server
+package httpapi
 
 import (
 	"net/http"
 	"strings"
+
+	"github.com/rolecall/rolecall/decide"
 )
 
 // authzPath is the HTTP auth endpoint.
@@ -19,15 +21,19 @@ const authzPath = "/v1/authz"
 //
 // It answers 200 with the identity headers, 401 with WWW-Authenticate, 403
 // with a small JSON body, or 503 when rolecall cannot decide. It returns nil
-// when no route table is configured.
-func (s *Server) AuthzHandler() http.Handler {
-	if s.svc.authz == nil {
+// when dec has no enforcement options (decide.Options.Authz).
+func AuthzHandler(dec *decide.Decider) http.Handler {
+	if dec.Authz() == nil {
 		return nil
 	}
-	return http.HandlerFunc(s.httpAuthz)
+	return &authzHandler{dec: dec}
 }
 
-func (s *Server) httpAuthz(w http.ResponseWriter, r *http.Request) {
+type authzHandler struct {
+	dec *decide.Decider
+}
+
+func (h *authzHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
 		// Envoy's HTTP ext_authz forwards the original method below /v1/authz/.
 		if !strings.HasPrefix(r.URL.Path, authzPath+"/") {
@@ -45,21 +51,21 @@ func (s *Server) httpAuthz(w http.ResponseWriter, r *http.Request) {
 	if method == "" {
 		method = r.Method
 	}
-	v := verdict{status: http.StatusForbidden, reason: "BAD_REQUEST", detail: "the request names no original URI (X-Original-URI or X-Forwarded-Uri)"}
+	v := decide.Verdict{Status: http.StatusForbidden, Reason: "BAD_REQUEST", Detail: "the request names no original URI (X-Original-URI or X-Forwarded-Uri)"}
 	if uri != "" {
-		v = s.svc.authorizeRequest(r.Context(), "http_authz", edgeRequest{
-			method: method,
-			uri:    uri,
-			header: func(name string) []string { return r.Header.Values(name) },
+		v = h.dec.Authorize(r.Context(), "http_authz", decide.Request{
+			Method: method,
+			URI:    uri,
+			Header: func(name string) []string { return r.Header.Values(name) },
 		})
 	}
-	o := s.svc.authz
-	switch v.status {
+	o := h.dec.Authz()
+	switch v.Status {
 	case http.StatusOK:
 		// Every identity header is sent, empty when unknown: proxies such as
 		// Traefik replace only the headers the answer carries, so an absent one
 		// would leave the client's forged copy in place.
-		set, remove := o.identityHeaders(v)
+		set, remove := o.IdentityHeaders(v)
 		for name, value := range set {
 			w.Header().Set(name, value)
 		}
@@ -69,11 +75,11 @@ func (s *Server) httpAuthz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", wwwAuthenticate(v.detail))
+		w.Header().Set("WWW-Authenticate", v.Challenge())
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(v.status)
-	_, _ = w.Write([]byte(denyBody(v) + "\n"))
+	w.WriteHeader(v.Status)
+	_, _ = w.Write([]byte(v.DenyBody() + "\n"))
 }
 
 func firstHeader(r *http.Request, names ...string) string {

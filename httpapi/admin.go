@@ -1,4 +1,8 @@
-package server
+// Package httpapi is the HTTP edge: the auth endpoint /v1/authz for nginx,
+// Envoy and Traefik, and the admin endpoints (health, readiness, status,
+// refresh, log level, metrics, profiles). It asks a decide.Decider; the
+// gRPC edge is grpcapi.
+package httpapi
 
 import (
 	"bytes"
@@ -18,13 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/metrics"
+	"github.com/rolecall/rolecall/v1conv"
 )
 
 // Refresher is what the admin endpoints need of the policy refresher.
 type Refresher interface {
-	StatusSource
+	decide.StatusSource
 	RefreshOnce(ctx context.Context) error
 	Trigger()
 }
@@ -33,6 +38,10 @@ type Refresher interface {
 type AdminOptions struct {
 	// Refresher answers POST /v1/refresh and webhook triggers. Required.
 	Refresher Refresher
+	// Ready answers GET /readyz: whether the server is ready and, when it is
+	// not or when its policy is stale, why. Default: the Decider's readiness
+	// for the Refresher's policy (a server that shuts down should say so).
+	Ready func() (ok bool, why string)
 	// LogtoWebhookKey is the signing key of Logto webhooks; without it the
 	// webhook endpoint answers 404.
 	LogtoWebhookKey []byte
@@ -61,14 +70,19 @@ const maxWebhookBytes = 1 << 20
 //	GET  /metrics              Prometheus metrics (with a Gatherer)
 //	GET, PUT /v1/loglevel      the log level, changeable at run time (with a LogLevel)
 //	GET  /debug/pprof/...      profiles (only with Pprof)
-func (s *Server) AdminHandler(opts AdminOptions) http.Handler {
+//
+// The status comes from dec.
+func AdminHandler(dec *decide.Decider, opts AdminOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.RefreshTimeout == 0 {
 		opts.RefreshTimeout = 60 * time.Second
 	}
-	a := &admin{srv: s, opts: opts, svc: NewService(s.engine, opts.Refresher, s.tokens, opts.Logger)}
+	if opts.Ready == nil {
+		opts.Ready = func() (bool, string) { return dec.Readiness(opts.Refresher) }
+	}
+	a := &admin{dec: dec, opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	mux.HandleFunc("GET /readyz", a.readyz)
@@ -95,41 +109,12 @@ func (s *Server) AdminHandler(opts AdminOptions) http.Handler {
 }
 
 type admin struct {
-	srv  *Server
+	dec  *decide.Decider
 	opts AdminOptions
-	svc  *Service
-}
-
-// Readiness reports whether the server is ready and, when it is not or when
-// its policy is stale, why.
-func (s *Server) Readiness(st StatusSource) (bool, string) {
-	if s.stopping.Load() {
-		return false, "shutting down"
-	}
-	stale := false
-	if st != nil {
-		status := st.Status()
-		if status.Withheld {
-			return false, "the policy is older than max_stale and withheld"
-		}
-		stale = status.Stale
-	}
-	if s.engine.Snapshot() == nil {
-		return false, "no policy loaded yet"
-	}
-	if s.tokens != nil {
-		if ok, why := s.tokens.Ready(); !ok {
-			return false, why
-		}
-	}
-	if stale {
-		return true, "serving a stale policy: its last successful refresh is older than max_stale"
-	}
-	return true, ""
 }
 
 func (a *admin) readyz(w http.ResponseWriter, _ *http.Request) {
-	ok, why := a.srv.Readiness(a.opts.Refresher)
+	ok, why := a.opts.Ready()
 	switch {
 	case !ok:
 		writeText(w, http.StatusServiceUnavailable, "not ready: "+why)
@@ -145,11 +130,7 @@ func (a *admin) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) writeStatus(w http.ResponseWriter, ctx context.Context, code int) {
-	st, err := a.svc.GetPolicyStatus(ctx, &rolecallv1.GetPolicyStatusRequest{})
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
-		return
-	}
+	st := v1conv.StatusResponse(a.dec.PolicyStatus(a.opts.Refresher))
 	b, err := protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}.Marshal(st)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})

@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"net/http/httptest"
@@ -9,8 +9,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/server"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/token"
 	"github.com/rolecall/rolecall/token/devissuer"
 )
@@ -51,8 +53,8 @@ func startWithIssuers(t *testing.T) *tokenRig {
 	if err := v.RefreshKeys(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}
-	engine := bookstoreEngine(t)
-	ts := startOpts(t, engine, server.Options{Tokens: v, GracePeriod: time.Second})
+	engine := rctest.Bookstore(t)
+	ts := startOpts(t, decide.New(engine, decide.Options{Tokens: v}), grpcapi.Options{GracePeriod: time.Second})
 	return &tokenRig{testServer: ts, logto: logto, stytch: stytch, generic: generic}
 }
 
@@ -171,7 +173,7 @@ func TestValidateTokenAnswers(t *testing.T) {
 }
 
 func TestValidateTokenWithoutIssuers(t *testing.T) {
-	ts := start(t, bookstoreEngine(t), nil, "")
+	ts := start(t, rctest.Bookstore(t), nil, "")
 	_, err := ts.api.ValidateToken(t.Context(), &rolecallv1.ValidateTokenRequest{Token: "a.b.c"})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("err = %v, want FailedPrecondition", err)
@@ -196,11 +198,11 @@ func TestHealthNeedsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(bookstoreEngine(t), server.Options{Tokens: v})
+	srv := grpcapi.New(decide.New(rctest.Bookstore(t), decide.Options{Tokens: v}), grpcapi.Options{})
 	if serving := srv.Serving(); serving {
 		t.Error("SERVING with an issuer that has no keys")
 	}
-	srv2 := server.New(bookstoreEngine(t), server.Options{})
+	srv2 := grpcapi.New(decide.New(rctest.Bookstore(t), decide.Options{}), grpcapi.Options{})
 	if !srv2.Serving() {
 		t.Error("not SERVING with a policy and no issuers")
 	}

@@ -1,8 +1,7 @@
-package server
+package grpcapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -11,13 +10,16 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/rolecall/rolecall/decide"
 )
 
 // extAuthz is Envoy's external authorization service
 // (envoy.service.auth.v3.Authorization) on the gRPC listener.
 type extAuthz struct {
-	svc *Service
+	dec *decide.Decider
 }
 
 var _ authv3.AuthorizationServer = (*extAuthz)(nil)
@@ -30,15 +32,21 @@ var _ authv3.AuthorizationServer = (*extAuthz)(nil)
 func (e *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	headers := envoyHeaders(h)
-	v := e.svc.authorizeRequest(ctx, "ext_authz", edgeRequest{
-		method: h.GetMethod(),
-		uri:    h.GetPath(),
-		header: func(name string) []string { return headers[name] },
-	})
-	o := e.svc.authz
-	switch v.status {
+	req2 := decide.Request{
+		Method: h.GetMethod(),
+		URI:    h.GetPath(),
+		Header: func(name string) []string { return headers[name] },
+	}
+	if e.dec.Recording() {
+		if ids := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(ids) > 0 {
+			req2.RequestID = ids[0]
+		}
+	}
+	v := e.dec.Authorize(ctx, "ext_authz", req2)
+	o := e.dec.Authz()
+	switch v.Status {
 	case http.StatusOK:
-		set, remove := o.identityHeaders(v)
+		set, remove := o.IdentityHeaders(v)
 		ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
 		for _, name := range []string{o.SubjectHeader, o.OrgHeader, o.ScopesHeader} {
 			if value, found := set[name]; found {
@@ -53,21 +61,21 @@ func (e *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		}, nil
 	case http.StatusServiceUnavailable:
-		return nil, status.Error(codes.Unavailable, "rolecall cannot decide: "+v.detail)
+		return nil, status.Error(codes.Unavailable, "rolecall cannot decide: "+v.Detail)
 	}
 	code, httpCode := codes.PermissionDenied, typev3.StatusCode_Forbidden
 	denied := &authv3.DeniedHttpResponse{Headers: []*corev3.HeaderValueOption{jsonContentType()}}
-	if v.status == http.StatusUnauthorized {
+	if v.Status == http.StatusUnauthorized {
 		code, httpCode = codes.Unauthenticated, typev3.StatusCode_Unauthorized
 		denied.Headers = append(denied.Headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: "www-authenticate", Value: wwwAuthenticate(v.detail)},
+			Header:       &corev3.HeaderValue{Key: "www-authenticate", Value: v.Challenge()},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
 	}
 	denied.Status = &typev3.HttpStatus{Code: httpCode}
-	denied.Body = denyBody(v)
+	denied.Body = v.DenyBody()
 	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{Code: int32(code), Message: v.reason},
+		Status:       &rpcstatus.Status{Code: int32(code), Message: v.Reason},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
 	}, nil
 }
@@ -100,32 +108,4 @@ func jsonContentType() *corev3.HeaderValueOption {
 		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}
-}
-
-// denyBody is the small JSON body of a refusal: what, and why.
-func denyBody(v verdict) string {
-	what := "forbidden"
-	if v.status == http.StatusUnauthorized {
-		what = "unauthorized"
-	}
-	b, _ := json.Marshal(struct {
-		Error  string `json:"error"`
-		Reason string `json:"reason"`
-	}{what, v.reason})
-	return string(b)
-}
-
-// wwwAuthenticate is the RFC 6750 challenge for a missing or invalid token.
-// The description is reduced to characters a quoted-string may hold.
-func wwwAuthenticate(detail string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
-			return -1
-		}
-		return r
-	}, detail)
-	if len(clean) > 200 {
-		clean = clean[:200]
-	}
-	return `Bearer error="invalid_token", error_description="` + clean + `"`
 }

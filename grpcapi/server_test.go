@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"context"
@@ -12,22 +12,21 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/grpcapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/policyfile"
-	"github.com/rolecall/rolecall/server"
 )
 
 type testServer struct {
 	engine *pdp.Engine
-	srv    *server.Server
+	srv    *grpcapi.Server
 	conn   *grpc.ClientConn
 	api    rolecallv1.PolicyDecisionServiceClient
 	health healthpb.HealthClient
@@ -37,60 +36,33 @@ type testServer struct {
 // unless one is passed) and connects a client to it.
 func start(t *testing.T, engine *pdp.Engine, lis net.Listener, target string) *testServer {
 	t.Helper()
-	return startWith(t, engine, server.Options{GracePeriod: time.Second}, lis, target)
+	return startWith(t, decide.New(engine, decide.Options{}), grpcapi.Options{GracePeriod: time.Second}, lis, target)
 }
 
-// startOpts runs the server with opts over bufconn.
-func startOpts(t *testing.T, engine *pdp.Engine, opts server.Options) *testServer {
+// startOpts runs the server on dec with opts over bufconn.
+func startOpts(t *testing.T, dec *decide.Decider, opts grpcapi.Options) *testServer {
 	t.Helper()
-	return startWith(t, engine, opts, nil, "")
+	return startWith(t, dec, opts, nil, "")
 }
 
-func startWith(t *testing.T, engine *pdp.Engine, sopts server.Options, lis net.Listener, target string) *testServer {
+func startWith(t *testing.T, dec *decide.Decider, sopts grpcapi.Options, lis net.Listener, target string) *testServer {
 	t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	engine := dec.Engine()
+	var srv *grpcapi.Server
+	var conn *grpc.ClientConn
 	if lis == nil {
-		bl := bufconn.Listen(1 << 20)
-		lis, target = bl, "passthrough:///bufconn"
-		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }))
+		srv, conn = rctest.Bufconn(t, dec, sopts)
+	} else {
+		srv = rctest.Serve(t, dec, sopts, lis)
+		conn = rctest.Dial(t, target)
 	}
-	srv := server.New(engine, sopts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient(target, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 	return &testServer{engine: engine, srv: srv, conn: conn, api: rolecallv1.NewPolicyDecisionServiceClient(conn), health: healthpb.NewHealthClient(conn)}
-}
-
-func bookstoreEngine(t testing.TB) *pdp.Engine {
-	t.Helper()
-	data, err := os.ReadFile("../examples/bookstore.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := policyfile.Compile(data, policyfile.YAML)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &pdp.Engine{}
-	e.Swap(snap)
-	return e
 }
 
 const orders = "https://api.store.io/orders"
 
 func TestCheck(t *testing.T) {
-	ts := start(t, bookstoreEngine(t), nil, "")
+	ts := start(t, rctest.Bookstore(t), nil, "")
 	tests := []struct {
 		name string
 		req  *rolecallv1.CheckRequest
@@ -144,7 +116,7 @@ func TestReasonsMatchProto(t *testing.T) {
 }
 
 func TestBadInputIsInvalidArgument(t *testing.T) {
-	ts := start(t, bookstoreEngine(t), nil, "")
+	ts := start(t, rctest.Bookstore(t), nil, "")
 	long := strings.Repeat("x", pdp.MaxIDLen+1)
 	ok := func() *rolecallv1.CheckRequest {
 		return &rolecallv1.CheckRequest{Subject: "alice", Resource: orders, Action: "read:order"}
@@ -195,7 +167,7 @@ func TestBadInputIsInvalidArgument(t *testing.T) {
 }
 
 func TestCheckBatchAnswersInOrder(t *testing.T) {
-	ts := start(t, bookstoreEngine(t), nil, "")
+	ts := start(t, rctest.Bookstore(t), nil, "")
 	reqs := []*rolecallv1.CheckRequest{
 		{Subject: "bob", Resource: orders, Action: "read:order"},
 		{Subject: "alice", Resource: orders, Action: "read:order"},
@@ -222,7 +194,7 @@ func TestCheckBatchAnswersInOrder(t *testing.T) {
 }
 
 func TestListPermissions(t *testing.T) {
-	ts := start(t, bookstoreEngine(t), nil, "")
+	ts := start(t, rctest.Bookstore(t), nil, "")
 	got, err := ts.api.ListPermissions(t.Context(), &rolecallv1.ListPermissionsRequest{Subject: "dave", Org: "acme", Resource: "organization"})
 	if err != nil {
 		t.Fatal(err)
@@ -258,16 +230,16 @@ func TestNoPolicyIsUnavailableAndNotServing(t *testing.T) {
 	if err != nil || st.GetLoaded() {
 		t.Errorf("GetPolicyStatus without policy = %v, %v", st, err)
 	}
-	for _, svc := range []string{"", server.ServiceName} {
+	for _, svc := range []string{"", grpcapi.ServiceName} {
 		h, err := ts.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
 		if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Errorf("health(%q) before load = %v, %v; want NOT_SERVING", svc, h, err)
 		}
 	}
 
-	engine.Swap(bookstoreEngine(t).Snapshot())
+	engine.Swap(rctest.Bookstore(t).Snapshot())
 	ts.srv.UpdateHealth()
-	h, err := ts.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: server.ServiceName})
+	h, err := ts.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: grpcapi.ServiceName})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health after load = %v, %v; want SERVING", h, err)
 	}
@@ -277,7 +249,7 @@ func TestNoPolicyIsUnavailableAndNotServing(t *testing.T) {
 }
 
 func TestReflectionListsTheService(t *testing.T) {
-	ts := start(t, bookstoreEngine(t), nil, "")
+	ts := start(t, rctest.Bookstore(t), nil, "")
 	stream, err := reflectionpb.NewServerReflectionClient(ts.conn).ServerReflectionInfo(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -302,11 +274,11 @@ func TestReflectionListsTheService(t *testing.T) {
 
 func TestOverLoopbackTCPAndUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "rolecall.sock")
-	ls, err := server.Listen("127.0.0.1:0", sock, 0)
+	ls, err := grpcapi.Listen("127.0.0.1:0", sock, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := bookstoreEngine(t)
+	engine := rctest.Bookstore(t)
 	for _, target := range []struct {
 		name string
 		lis  net.Listener
@@ -332,7 +304,7 @@ func TestListenUnixSocket(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "s.sock")
 
-	ls, err := server.Listen("", sock, 0)
+	ls, err := grpcapi.Listen("", sock, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,13 +312,13 @@ func TestListenUnixSocket(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode = %v, %v; want 0660", fi.Mode().Perm(), err)
 	}
-	if _, err := server.Listen("", sock, 0); err == nil || !strings.Contains(err.Error(), "another process is serving") {
+	if _, err := grpcapi.Listen("", sock, 0); err == nil || !strings.Contains(err.Error(), "another process is serving") {
 		t.Errorf("second Listen on a live socket: err = %v", err)
 	}
 	// Leave a stale socket file behind, as a killed process would.
 	ls[0].(*net.UnixListener).SetUnlinkOnClose(false)
 	_ = ls[0].Close()
-	ls, err = server.Listen("", sock, 0o600)
+	ls, err = grpcapi.Listen("", sock, 0o600)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -359,16 +331,16 @@ func TestListenUnixSocket(t *testing.T) {
 	if err := os.WriteFile(plain, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.Listen("", plain, 0); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := grpcapi.Listen("", plain, 0); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("Listen over a regular file: err = %v", err)
 	}
-	if _, err := server.Listen("", "", 0); err == nil {
+	if _, err := grpcapi.Listen("", "", 0); err == nil {
 		t.Error("Listen with nothing to listen on succeeded")
 	}
 }
 
 func TestServeStopsWhenContextEnds(t *testing.T) {
-	srv := server.New(bookstoreEngine(t), server.Options{GracePeriod: time.Second})
+	srv := grpcapi.New(decide.New(rctest.Bookstore(t), decide.Options{}), grpcapi.Options{GracePeriod: time.Second})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

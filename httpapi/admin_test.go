@@ -1,4 +1,4 @@
-package server_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rolecall/rolecall/decide"
+	"github.com/rolecall/rolecall/httpapi"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/pdp"
-	"github.com/rolecall/rolecall/server"
 	policysync "github.com/rolecall/rolecall/sync"
 )
 
@@ -41,8 +43,7 @@ const webhookKey = "whsec-test-signing-key"
 
 func adminServer(t *testing.T, engine *pdp.Engine, ref *fakeRefresher) *httptest.Server {
 	t.Helper()
-	srv := server.New(engine, server.Options{Status: ref})
-	ts := httptest.NewServer(srv.AdminHandler(server.AdminOptions{Refresher: ref, LogtoWebhookKey: []byte(webhookKey)}))
+	ts := httptest.NewServer(httpapi.AdminHandler(decide.New(engine, decide.Options{}), httpapi.AdminOptions{Refresher: ref, LogtoWebhookKey: []byte(webhookKey)}))
 	t.Cleanup(ts.Close)
 	return ts
 }
@@ -73,7 +74,7 @@ func sign(body []byte) string {
 
 func TestLogtoWebhook(t *testing.T) {
 	ref := &fakeRefresher{}
-	ts := adminServer(t, bookstoreEngine(t), ref)
+	ts := adminServer(t, rctest.Bookstore(t), ref)
 	url := ts.URL + "/v1/webhooks/logto"
 	roleEvent := []byte(`{"hookId": "h1", "event": "Role.Scopes.Updated", "createdAt": "2026-11-21T12:00:00.000Z", "data": {"id": "r1"}}`)
 	signIn := []byte(`{"hookId": "h1", "event": "PostSignIn", "createdAt": "2026-11-21T12:00:00.000Z"}`)
@@ -114,8 +115,7 @@ func TestLogtoWebhook(t *testing.T) {
 
 func TestWebhookWithoutKeyIsNotServed(t *testing.T) {
 	ref := &fakeRefresher{}
-	srv := server.New(bookstoreEngine(t), server.Options{})
-	ts := httptest.NewServer(srv.AdminHandler(server.AdminOptions{Refresher: ref}))
+	ts := httptest.NewServer(httpapi.AdminHandler(decide.New(rctest.Bookstore(t), decide.Options{}), httpapi.AdminOptions{Refresher: ref}))
 	defer ts.Close()
 	if code, _ := do(t, http.MethodPost, ts.URL+"/v1/webhooks/logto", []byte(`{}`), nil); code != http.StatusNotFound {
 		t.Errorf("webhook without a key: %d, want 404", code)
@@ -124,7 +124,7 @@ func TestWebhookWithoutKeyIsNotServed(t *testing.T) {
 
 func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 	ref := &fakeRefresher{status: policysync.Status{Source: "https://policy.example/p.json", Loaded: true, Revision: "bookstore-2026-11-20.1", ConsecutiveFailures: 2, LastError: "fetch: 503", LastSuccess: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}}
-	engine := bookstoreEngine(t)
+	engine := rctest.Bookstore(t)
 	ts := adminServer(t, engine, ref)
 
 	code, body := do(t, http.MethodGet, ts.URL+"/v1/status", nil, nil)
@@ -166,7 +166,7 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 		if tt.clear {
 			engine.Swap(nil)
 		} else {
-			engine.Swap(bookstoreEngine(t).Snapshot())
+			engine.Swap(rctest.Bookstore(t).Snapshot())
 		}
 		code, body := do(t, http.MethodGet, ts.URL+"/readyz", nil, nil)
 		if code != tt.code || !strings.HasPrefix(body, tt.body) {
@@ -180,8 +180,7 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 
 func TestPprofOnlyWhenEnabled(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
-		srv := server.New(bookstoreEngine(t), server.Options{})
-		ts := httptest.NewServer(srv.AdminHandler(server.AdminOptions{Refresher: &fakeRefresher{}, Pprof: enabled}))
+		ts := httptest.NewServer(httpapi.AdminHandler(decide.New(rctest.Bookstore(t), decide.Options{}), httpapi.AdminOptions{Refresher: &fakeRefresher{}, Pprof: enabled}))
 		code, _ := do(t, http.MethodGet, ts.URL+"/debug/pprof/", nil, nil)
 		ts.Close()
 		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[enabled]; code != want {
@@ -192,8 +191,7 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 
 func TestLogLevelAtRunTime(t *testing.T) {
 	var level slog.LevelVar
-	srv := server.New(bookstoreEngine(t), server.Options{})
-	ts := httptest.NewServer(srv.AdminHandler(server.AdminOptions{Refresher: &fakeRefresher{}, LogLevel: &level}))
+	ts := httptest.NewServer(httpapi.AdminHandler(decide.New(rctest.Bookstore(t), decide.Options{}), httpapi.AdminOptions{Refresher: &fakeRefresher{}, LogLevel: &level}))
 	defer ts.Close()
 	if code, body := do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("warn\n"), nil); code != http.StatusOK || level.Level() != slog.LevelWarn {
 		t.Errorf("PUT warn: %d %q, level %v", code, body, level.Level())

@@ -1,0 +1,130 @@
+// Package v1conv writes decide's results as rolecall.v1 messages, for every
+// edge that speaks them: the gRPC service, the admin status endpoint and the
+// CLI's local answers.
+package v1conv
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rolecall/rolecall/decide"
+	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/token"
+)
+
+// FillCheck sets resp to the decision d.
+func FillCheck(resp *rolecallv1.CheckResponse, d pdp.Decision) {
+	resp.Allowed = d.Allowed
+	resp.Reason = rolecallv1.Reason(d.Reason) // pdp.Reason values match the proto enum
+	resp.MatchedRole = d.MatchedRole
+	resp.PolicyRevision = d.Revision
+}
+
+// Decision reads a decision back from a CheckResponse.
+func Decision(resp *rolecallv1.CheckResponse) pdp.Decision {
+	return pdp.Decision{
+		Allowed:     resp.GetAllowed(),
+		Reason:      pdp.Reason(resp.GetReason()),
+		MatchedRole: resp.GetMatchedRole(),
+		Revision:    resp.GetPolicyRevision(),
+	}
+}
+
+// TokenRequest reads a ValidateToken request.
+func TokenRequest(req *rolecallv1.ValidateTokenRequest) decide.TokenRequest {
+	treq := decide.TokenRequest{
+		Token:          req.GetToken(),
+		Audience:       req.GetAudience(),
+		RequiredScopes: req.GetRequiredScopes(),
+		Org:            req.GetOrg(),
+	}
+	if c := req.GetAuthorizationCheck(); c != nil {
+		treq.Check, treq.HasCheck = decide.TokenCheck{Org: c.GetOrg(), Resource: c.GetResource(), Action: c.GetAction()}, true
+	}
+	return treq
+}
+
+// TokenResponse is the ValidateToken answer for r.
+func TokenResponse(r decide.TokenResult) *rolecallv1.ValidateTokenResponse {
+	resp := &rolecallv1.ValidateTokenResponse{
+		Valid:       r.Valid,
+		Error:       rolecallv1.TokenError(r.Error), // token.Code values match the proto enum
+		ErrorDetail: r.Detail,
+	}
+	if !r.Valid {
+		return resp
+	}
+	resp.Claims = claims(r.Claims)
+	if r.Checked {
+		resp.Authorization = &rolecallv1.CheckResponse{}
+		FillCheck(resp.Authorization, r.Decision)
+	}
+	return resp
+}
+
+// StatusResponse is the GetPolicyStatus answer for st.
+func StatusResponse(st decide.Status) *rolecallv1.GetPolicyStatusResponse {
+	resp := &rolecallv1.GetPolicyStatusResponse{
+		Loaded:        st.Loaded,
+		Revision:      st.Revision,
+		Source:        st.Source,
+		LastError:     st.LastError,
+		FromCache:     st.FromCache,
+		Etag:          st.ETag,
+		Resources:     int32(st.Counts.Resources),
+		Roles:         int32(st.Counts.Roles),
+		Organizations: int32(st.Counts.Organizations),
+		Subjects:      int32(st.Counts.Subjects),
+	}
+	resp.LoadedAt = optionalTime(st.LoadedAt)
+	resp.FetchedAt = optionalTime(st.FetchedAt)
+	resp.LastSuccess = optionalTime(st.LastSuccess)
+	resp.LastErrorAt = optionalTime(st.LastErrorAt)
+	resp.ConsecutiveFailures = int32(st.ConsecutiveFailures)
+	resp.Stale = st.Stale
+	resp.Withheld = st.Withheld
+	if st.Issuers != nil {
+		resp.Issuers = issuers(st.Issuers)
+	}
+	return resp
+}
+
+func claims(c *token.Claims) *rolecallv1.TokenClaims {
+	p := &rolecallv1.TokenClaims{
+		Subject:     c.Subject,
+		SubjectType: rolecallv1.SubjectType_SUBJECT_TYPE_USER,
+		Issuer:      c.Issuer,
+		Audiences:   c.Audiences,
+		ClientId:    c.ClientID,
+		Scopes:      c.Scopes,
+		Org:         c.Org,
+		Roles:       c.Roles,
+		ExpiresAt:   timestamppb.New(c.ExpiresAt),
+		TokenId:     c.TokenID,
+	}
+	if c.SubjectType == "m2m" {
+		p.SubjectType = rolecallv1.SubjectType_SUBJECT_TYPE_M2M
+	}
+	if !c.IssuedAt.IsZero() {
+		p.IssuedAt = timestamppb.New(c.IssuedAt)
+	}
+	return p
+}
+
+func issuers(ss []token.IssuerStatus) []*rolecallv1.IssuerStatus {
+	out := make([]*rolecallv1.IssuerStatus, len(ss))
+	for i, st := range ss {
+		out[i] = &rolecallv1.IssuerStatus{Issuer: st.Issuer, Keys: int32(st.Keys), FromCache: st.FromCache, LastError: st.LastError, FetchedAt: optionalTime(st.FetchedAt)}
+	}
+	return out
+}
+
+// optionalTime leaves an unset time unset instead of sending 1970.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
