@@ -4,7 +4,7 @@ import (
 	"context"
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/v1conv"
+	"github.com/rolecall/rolecall/internal/v1conv"
 )
 
 func (s *Service) ValidateToken(ctx context.Context, req *rolecallv1.ValidateTokenRequest) (*rolecallv1.ValidateTokenResponse, error) {

@@ -24,7 +24,7 @@ import (
 
 	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/metrics"
-	"github.com/rolecall/rolecall/v1conv"
+	"github.com/rolecall/rolecall/internal/v1conv"
 )
 
 // Refresher is what the admin endpoints need of the policy refresher.

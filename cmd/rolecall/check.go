@@ -20,7 +20,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/token"
-	"github.com/rolecall/rolecall/v1conv"
+	"github.com/rolecall/rolecall/internal/v1conv"
 )
 
 func check(ctx context.Context, args []string, sio stdio) error {

@@ -14,7 +14,7 @@ import (
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/grpcapi"
 	"github.com/rolecall/rolecall/token"
-	"github.com/rolecall/rolecall/v1conv"
+	"github.com/rolecall/rolecall/internal/v1conv"
 )
 
 type stringList []string
