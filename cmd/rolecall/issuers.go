@@ -18,7 +18,7 @@ type issuerFlags struct {
 
 // registerFile adds --issuers FILE.
 func (f *issuerFlags) registerFile(fs *flag.FlagSet) {
-	fs.StringVar(&f.file, "issuers", "", "YAML `file` of token issuers (see README, \"Validate tokens\")")
+	fs.StringVar(&f.file, "issuers", "", "YAML `file` of token issuers (see docs/tokens.md)")
 }
 
 // register adds --issuers FILE and the repeatable issuer flags.
