@@ -17,10 +17,10 @@ import (
 
 	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/internal/v1conv"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/token"
-	"github.com/rolecall/rolecall/internal/v1conv"
 )
 
 func check(ctx context.Context, args []string, sio stdio) error {

@@ -13,8 +13,8 @@ import (
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/grpcapi"
-	"github.com/rolecall/rolecall/token"
 	"github.com/rolecall/rolecall/internal/v1conv"
+	"github.com/rolecall/rolecall/token"
 )
 
 type stringList []string
