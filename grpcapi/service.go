@@ -12,8 +12,8 @@ import (
 
 	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
-	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/internal/v1conv"
+	"github.com/rolecall/rolecall/pdp"
 )
 
 // MaxBatch is the most checks one CheckBatch call may carry.

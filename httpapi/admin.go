@@ -23,8 +23,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/rolecall/rolecall/decide"
-	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/internal/v1conv"
+	"github.com/rolecall/rolecall/metrics"
 )
 
 // Refresher is what the admin endpoints need of the policy refresher.
