@@ -18,19 +18,19 @@ import (
 	"time"
 
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/server"
-	policysync "github.com/rolecall/rolecall/sync"
 )
 
 // fakeRefresher records what the admin endpoints ask of it.
 type fakeRefresher struct {
-	status   policysync.Status
+	status   refresh.Status
 	refreshs atomic.Int64
 	triggers atomic.Int64
 	err      error
 }
 
-func (f *fakeRefresher) Status() policysync.Status { return f.status }
+func (f *fakeRefresher) Status() refresh.Status { return f.status }
 func (f *fakeRefresher) RefreshOnce(context.Context) error {
 	f.refreshs.Add(1)
 	return f.err
@@ -123,7 +123,7 @@ func TestWebhookWithoutKeyIsNotServed(t *testing.T) {
 }
 
 func TestAdminStatusRefreshAndReadiness(t *testing.T) {
-	ref := &fakeRefresher{status: policysync.Status{Source: "https://policy.example/p.json", Loaded: true, Revision: "bookstore-2026-11-20.1", ConsecutiveFailures: 2, LastError: "fetch: 503", LastSuccess: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}}
+	ref := &fakeRefresher{status: refresh.Status{Source: "https://policy.example/p.json", Loaded: true, Revision: "bookstore-2026-11-20.1", ConsecutiveFailures: 2, LastError: "fetch: 503", LastSuccess: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}}
 	engine := bookstoreEngine(t)
 	ts := adminServer(t, engine, ref)
 
@@ -151,15 +151,15 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 
 	readiness := []struct {
 		name   string
-		status policysync.Status
+		status refresh.Status
 		clear  bool
 		code   int
 		body   string
 	}{
-		{"ready", policysync.Status{Loaded: true}, false, http.StatusOK, "ready\n"},
-		{"stale but served", policysync.Status{Loaded: true, Stale: true}, false, http.StatusOK, "ready; serving a stale policy"},
-		{"withheld", policysync.Status{Loaded: true, Stale: true, Withheld: true}, true, http.StatusServiceUnavailable, "not ready: the policy is older than max_stale and withheld"},
-		{"nothing loaded", policysync.Status{}, true, http.StatusServiceUnavailable, "not ready: no policy loaded yet"},
+		{"ready", refresh.Status{Loaded: true}, false, http.StatusOK, "ready\n"},
+		{"stale but served", refresh.Status{Loaded: true, Stale: true}, false, http.StatusOK, "ready; serving a stale policy"},
+		{"withheld", refresh.Status{Loaded: true, Stale: true, Withheld: true}, true, http.StatusServiceUnavailable, "not ready: the policy is older than max_stale and withheld"},
+		{"nothing loaded", refresh.Status{}, true, http.StatusServiceUnavailable, "not ready: no policy loaded yet"},
 	}
 	for _, tt := range readiness {
 		ref.status = tt.status

@@ -17,7 +17,7 @@ import (
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/token"
 )
 
@@ -26,7 +26,7 @@ const MaxBatch = 1000
 
 // StatusSource reports the state of the policy being served.
 type StatusSource interface {
-	Status() policysync.Status
+	Status() refresh.Status
 }
 
 // Service implements rolecall.v1.PolicyDecisionService on a pdp.Engine.
@@ -116,11 +116,11 @@ func (s *Service) ListPermissions(ctx context.Context, req *rolecallv1.ListPermi
 }
 
 func (s *Service) GetPolicyStatus(context.Context, *rolecallv1.GetPolicyStatusRequest) (*rolecallv1.GetPolicyStatusResponse, error) {
-	var st policysync.Status
+	var st refresh.Status
 	if s.status != nil {
 		st = s.status.Status()
 	} else if snap := s.engine.Snapshot(); snap != nil {
-		st = policysync.Status{Loaded: true, Revision: snap.Revision(), Counts: snap.Counts()}
+		st = refresh.Status{Loaded: true, Revision: snap.Revision(), Counts: snap.Counts()}
 	}
 	resp := &rolecallv1.GetPolicyStatusResponse{
 		Loaded:        st.Loaded,

@@ -25,9 +25,9 @@ import (
 	"github.com/rolecall/rolecall/decisionlog"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/server"
-	policysync "github.com/rolecall/rolecall/sync"
 	"github.com/rolecall/rolecall/token"
 )
 
@@ -154,7 +154,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	}
 	var webhookKey []byte
 	if cfg.Policy.Logto.WebhookKeyFile != "" || os.Getenv(config.EnvLogtoWebhookKey) != "" {
-		key, err := policysync.ReadSecret(cfg.Policy.Logto.WebhookKeyFile, config.EnvLogtoWebhookKey)
+		key, err := refresh.ReadSecret(cfg.Policy.Logto.WebhookKeyFile, config.EnvLogtoWebhookKey)
 		if err != nil {
 			return usageError("Logto webhook key: %v", err)
 		}
@@ -177,7 +177,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 
 	engine := &pdp.Engine{}
 	var srv *server.Server
-	ref, err := policysync.New(policysync.Config{
+	ref, err := refresh.New(refresh.Config{
 		Upstream:      upstream,
 		Engine:        engine,
 		Cache:         db,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rolecall/rolecall/config"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 )
 
 // registerPolicyFlags binds the policy flags to p, so that flags given on the
@@ -39,7 +39,7 @@ func registerPolicyFlags(fs *flag.FlagSet, p *config.Policy, policyFile *string)
 }
 
 // buildUpstream returns the upstream p names and its refresh interval.
-func buildUpstream(p config.Policy) (policysync.Upstream, time.Duration, error) {
+func buildUpstream(p config.Policy) (refresh.Upstream, time.Duration, error) {
 	interval := p.RefreshInterval
 	orDefault := func(d time.Duration) time.Duration {
 		if interval > 0 {
@@ -49,29 +49,29 @@ func buildUpstream(p config.Policy) (policysync.Upstream, time.Duration, error) 
 	}
 	scheme, rest, hasScheme := strings.Cut(p.Upstream, "://")
 	if !hasScheme {
-		return policysync.NewFile(p.Upstream), orDefault(5 * time.Second), nil
+		return refresh.NewFile(p.Upstream), orDefault(5 * time.Second), nil
 	}
 	switch scheme {
 	case "file":
-		return policysync.NewFile(rest), orDefault(5 * time.Second), nil
+		return refresh.NewFile(rest), orDefault(5 * time.Second), nil
 	case "http", "https":
 		h := p.HTTP
-		up, err := policysync.NewHTTP(policysync.HTTPConfig{
+		up, err := refresh.NewHTTP(refresh.HTTPConfig{
 			URL: p.Upstream, Timeout: h.Timeout, MaxBytes: h.MaxBytes,
 			BearerTokenFile: h.BearerTokenFile, BearerTokenEnv: h.BearerTokenEnv,
 			BasicUser: h.BasicUser, BasicPasswordFile: h.BasicPasswordFile, BasicPasswordEnv: h.BasicPasswordEnv,
 			CAFile: h.CAFile, ClientCertFile: h.ClientCertFile, ClientKeyFile: h.ClientKeyFile,
 		})
-		return up, orDefault(policysync.DefaultInterval), err
+		return up, orDefault(refresh.DefaultInterval), err
 	case "stytch":
-		secret, err := policysync.ReadSecret(p.Stytch.SecretFile, config.EnvStytchSecret)
+		secret, err := refresh.ReadSecret(p.Stytch.SecretFile, config.EnvStytchSecret)
 		if err != nil {
 			return nil, 0, fmt.Errorf("stytch upstream: the project secret: %w (set it, or name --stytch-secret-file)", err)
 		}
-		up, err := policysync.NewStytch(policysync.StytchConfig{ProjectID: strings.Trim(rest, "/"), Secret: secret, BaseURL: p.Stytch.BaseURL})
-		return up, orDefault(policysync.DefaultInterval), err
+		up, err := refresh.NewStytch(refresh.StytchConfig{ProjectID: strings.Trim(rest, "/"), Secret: secret, BaseURL: p.Stytch.BaseURL})
+		return up, orDefault(refresh.DefaultInterval), err
 	case "logto":
-		secret, err := policysync.ReadSecret(p.Logto.AppSecretFile, config.EnvLogtoAppSecret)
+		secret, err := refresh.ReadSecret(p.Logto.AppSecretFile, config.EnvLogtoAppSecret)
 		if err != nil {
 			return nil, 0, fmt.Errorf("logto upstream: the app secret: %w (set it, or name --logto-app-secret-file)", err)
 		}
@@ -79,8 +79,8 @@ func buildUpstream(p config.Policy) (policysync.Upstream, time.Duration, error) 
 		if u, err := url.Parse(endpoint); err != nil || u.Host == "" {
 			return nil, 0, fmt.Errorf("logto upstream %q: want logto://TENANT_HOST", p.Upstream)
 		}
-		up, err := policysync.NewLogto(policysync.LogtoConfig{Endpoint: endpoint, AppID: p.Logto.AppID, AppSecret: secret, Resource: p.Logto.Resource})
-		return up, orDefault(policysync.DefaultInterval), err
+		up, err := refresh.NewLogto(refresh.LogtoConfig{Endpoint: endpoint, AppID: p.Logto.AppID, AppSecret: secret, Resource: p.Logto.Resource})
+		return up, orDefault(refresh.DefaultInterval), err
 	default:
 		return nil, 0, fmt.Errorf("upstream %q: unknown scheme %q (want a file path, http(s), stytch or logto)", p.Upstream, scheme)
 	}

@@ -1,4 +1,4 @@
-package sync_test
+package refresh_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 )
 
 // ---- a fake Logto tenant ----
@@ -684,20 +684,20 @@ func logtoBookstorePolicy() *pdp.Policy {
 
 // ---- helpers ----
 
-func newLogtoUpstream(t *testing.T, f *logtoFake, change func(*policysync.LogtoConfig)) *policysync.Logto {
+func newLogtoUpstream(t *testing.T, f *logtoFake, change func(*refresh.LogtoConfig)) *refresh.Logto {
 	t.Helper()
-	cfg := policysync.LogtoConfig{Endpoint: f.srv.URL, AppID: logtoTestAppID, AppSecret: logtoTestSecret, HTTPClient: f.srv.Client()}
+	cfg := refresh.LogtoConfig{Endpoint: f.srv.URL, AppID: logtoTestAppID, AppSecret: logtoTestSecret, HTTPClient: f.srv.Client()}
 	if change != nil {
 		change(&cfg)
 	}
-	l, err := policysync.NewLogto(cfg)
+	l, err := refresh.NewLogto(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func logtoFetch(t *testing.T, l *policysync.Logto, etag string) policysync.Document {
+func logtoFetch(t *testing.T, l *refresh.Logto, etag string) refresh.Document {
 	t.Helper()
 	doc, err := l.Fetch(context.Background(), etag)
 	if err != nil {
@@ -710,7 +710,7 @@ func logtoDiff(want, got *pdp.Policy) string {
 	return cmp.Diff(want, got, cmpopts.IgnoreFields(pdp.Policy{}, "Revision"), cmpopts.EquateEmpty())
 }
 
-func logtoCompile(t *testing.T, doc policysync.Document) *pdp.Snapshot {
+func logtoCompile(t *testing.T, doc refresh.Document) *pdp.Snapshot {
 	t.Helper()
 	snap, err := policyfile.Compile(doc.Data, doc.Format)
 	if err != nil {
@@ -807,7 +807,7 @@ func TestLogtoReadsEveryPage(t *testing.T) {
 	f := newLogtoFake(t, logtoBulk())
 	whole := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
 	f.update(func(*fakeLogtoTenant) { f.pages = nil })
-	paged := logtoFetch(t, newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.PageSize = 2 }), "")
+	paged := logtoFetch(t, newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.PageSize = 2 }), "")
 	if string(paged.Data) != string(whole.Data) {
 		t.Fatalf("pages of 2 and of 100 give different documents:\n%s\n%s", paged.Data, whole.Data)
 	}
@@ -858,7 +858,7 @@ func TestLogtoNotModifiedUntilTheTenantChanges(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	l := newLogtoUpstream(t, f, nil)
 	first := logtoFetch(t, l, "")
-	if _, err := l.Fetch(context.Background(), first.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if _, err := l.Fetch(context.Background(), first.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("unchanged tenant: Fetch = %v, want ErrNotModified", err)
 	}
 	f.update(func(tn *fakeLogtoTenant) {
@@ -872,7 +872,7 @@ func TestLogtoNotModifiedUntilTheTenantChanges(t *testing.T) {
 	logtoDecide(t, snap, []logtoCheck{
 		{pdp.Query{Subject: lgAlice, Resource: lgProducts, Action: "write:product"}, true, pdp.Granted, "product_admin"},
 	})
-	if _, err := l.Fetch(context.Background(), second.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if _, err := l.Fetch(context.Background(), second.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("Fetch with the new tag = %v, want ErrNotModified", err)
 	}
 }
@@ -949,7 +949,7 @@ func TestLogtoPartialReadIsAnError(t *testing.T) {
 				tc.answer(w, page, size, items)
 				return true
 			})
-			l := newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.PageSize = 2 })
+			l := newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.PageSize = 2 })
 			doc, err := l.Fetch(context.Background(), "")
 			if err == nil {
 				t.Fatalf("Fetch succeeded on a partial read; document:\n%s", doc.Data)
@@ -974,7 +974,7 @@ func TestLogtoPartialReadIsAnError(t *testing.T) {
 
 func TestLogtoRefusedCredentials(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
-	l := newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.AppSecret = "wrong-" + logtoTestSecret })
+	l := newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.AppSecret = "wrong-" + logtoTestSecret })
 	_, err := l.Fetch(context.Background(), "")
 	if err == nil {
 		t.Fatal("Fetch succeeded with a wrong secret")
@@ -991,7 +991,7 @@ func TestLogtoRefusedCredentials(t *testing.T) {
 	}
 
 	// A wrong resource indicator is a different, named problem.
-	l = newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.Resource = "https://other.logto.app/api" })
+	l = newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.Resource = "https://other.logto.app/api" })
 	if _, err := l.Fetch(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "invalid_target") || strings.Contains(err.Error(), logtoTestSecret) {
 		t.Errorf("wrong resource: error %v, want invalid_target without the secret", err)
 	}
@@ -1094,7 +1094,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 		}
 	}
 
-	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.JITImplicitRules = true }), "")
+	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.JITImplicitRules = true }), "")
 	want := logtoBookstorePolicy()
 	want.Organizations[0].ImplicitRoles = []pdp.ImplicitRule{{EmailDomain: "acme.com", Roles: []string{"member"}}}
 	if diff := logtoDiff(want, parseDoc(t, doc)); diff != "" {
@@ -1108,7 +1108,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 }
 
 func TestLogtoConfig(t *testing.T) {
-	_, err := policysync.NewLogto(policysync.LogtoConfig{})
+	_, err := refresh.NewLogto(refresh.LogtoConfig{})
 	if err == nil {
 		t.Fatal("NewLogto accepted an empty config")
 	}
@@ -1118,7 +1118,7 @@ func TestLogtoConfig(t *testing.T) {
 		}
 	}
 
-	_, err = policysync.NewLogto(policysync.LogtoConfig{
+	_, err = refresh.NewLogto(refresh.LogtoConfig{
 		Endpoint: "http://auth.example.com", AppID: "app", AppSecret: logtoTestSecret,
 		TokenEndpoint: "https://user:pw@auth.example.com/oidc/token", PageSize: 101, OrganizationResource: " org",
 	})
@@ -1134,7 +1134,7 @@ func TestLogtoConfig(t *testing.T) {
 		t.Errorf("error %q contains the secret", err)
 	}
 
-	l, err := policysync.NewLogto(policysync.LogtoConfig{Endpoint: "https://auth.example.com/", AppID: "app", AppSecret: logtoTestSecret})
+	l, err := refresh.NewLogto(refresh.LogtoConfig{Endpoint: "https://auth.example.com/", AppID: "app", AppSecret: logtoTestSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1171,7 +1171,7 @@ func TestLogtoCloudDefaults(t *testing.T) {
 	f.update(func(*fakeLogtoTenant) { f.resource = "https://rolecall-test.logto.app/api" }) // Logto Cloud's per-tenant indicator
 	var hosts []string
 	tr := logtoLoopbackTransport{addr: f.srv.Listener.Addr().String(), hosts: &hosts, mu: &gosync.Mutex{}}
-	l, err := policysync.NewLogto(policysync.LogtoConfig{
+	l, err := refresh.NewLogto(refresh.LogtoConfig{
 		Endpoint: "https://rolecall-test.logto.app", AppID: logtoTestAppID, AppSecret: logtoTestSecret,
 		HTTPClient: &http.Client{Transport: tr},
 	})

@@ -1,4 +1,4 @@
-package sync
+package refresh
 
 // The Stytch B2B upstream. The response shape decoded here follows Stytch's
 // API reference and its own SDKs:
@@ -224,7 +224,7 @@ func stytchEndpoint(base string) (string, error) {
 func (s *Stytch) String() string { return "stytch:" + s.projectID }
 
 // GoString keeps %#v from printing the fields, the secret among them.
-func (s *Stytch) GoString() string { return "sync.Stytch(" + s.String() + ")" }
+func (s *Stytch) GoString() string { return "refresh.Stytch(" + s.String() + ")" }
 
 // Fetch gets the project's RBAC policy and converts it to a canonical policy
 // document. It returns ErrNotModified when the converted document is the one

@@ -1,4 +1,4 @@
-package sync
+package refresh
 
 // The Logto upstream reads a tenant's whole RBAC state through the Logto
 // Management API and converts it to the canonical policy document.

@@ -1,4 +1,4 @@
-package sync_test
+package refresh_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 )
 
 const goodV1 = `
@@ -58,7 +58,7 @@ type rig struct {
 	dir, policy string
 	engine      *pdp.Engine
 	cache       *cache.Cache
-	ref         *policysync.Refresher
+	ref         *refresh.Refresher
 	loads       int
 }
 
@@ -74,10 +74,10 @@ func newRig(t *testing.T, content string) *rig {
 	return r
 }
 
-func (r *rig) refresher(t *testing.T) *policysync.Refresher {
+func (r *rig) refresher(t *testing.T) *refresh.Refresher {
 	t.Helper()
-	ref, err := policysync.New(policysync.Config{
-		Upstream: policysync.NewFile(r.policy),
+	ref, err := refresh.New(refresh.Config{
+		Upstream: refresh.NewFile(r.policy),
 		Engine:   r.engine,
 		Cache:    r.cache,
 		Interval: 5 * time.Second,
@@ -262,7 +262,7 @@ func TestRunPollsOnIntervalAndTrigger(t *testing.T) {
 }
 
 func TestNewReportsEveryConfigProblem(t *testing.T) {
-	_, err := policysync.New(policysync.Config{Interval: -time.Second})
+	_, err := refresh.New(refresh.Config{Interval: -time.Second})
 	for _, want := range []string{"Upstream is required", "Engine is required", "must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New(bad config) = %v, want it to mention %q", err, want)
@@ -274,12 +274,12 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.json")
 	writeFile(t, path, `{"revision": "j"}`)
-	up := policysync.NewFile(path)
+	up := refresh.NewFile(path)
 	doc, err := up.Fetch(t.Context(), "")
 	if err != nil || doc.Format != "json" || string(doc.Data) != `{"revision": "j"}` {
 		t.Fatalf("Fetch = %+v, %v", doc, err)
 	}
-	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Errorf("Fetch of the same content: err = %v, want ErrNotModified", err)
 	}
 	// Rewriting identical bytes moves the modification time but is no change.
@@ -287,10 +287,10 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	if err := os.Chtimes(path, future, future); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Errorf("Fetch after touching the file: err = %v, want ErrNotModified", err)
 	}
-	if _, err := policysync.NewFile(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := refresh.NewFile(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Fetch of a directory: err = %v", err)
 	}
 }
@@ -313,7 +313,7 @@ func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
 	}
 	warm := func() string {
 		e := &pdp.Engine{}
-		ref, err := policysync.New(policysync.Config{Upstream: policysync.NewFile(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
+		ref, err := refresh.New(refresh.Config{Upstream: refresh.NewFile(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,8 @@
-// Package sync keeps the served policy fresh: it fetches documents from an
+// Package refresh keeps the served policy fresh: it fetches documents from an
 // upstream, validates and compiles them off to the side, persists each
 // accepted one to the cache, and swaps it into the engine. A document that
 // fails is never served; the last good policy stays.
-//
-// The package shadows the standard library's sync; callers that need both
-// import it as policysync.
-package sync
+package refresh
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package sync_test
+package refresh_test
 
 import (
 	"crypto/sha256"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 )
 
 const (
@@ -208,7 +208,7 @@ func stytchError(status int, typ, msg string) string {
 	return string(b)
 }
 
-func newStytch(t *testing.T, cfg policysync.StytchConfig) *policysync.Stytch {
+func newStytch(t *testing.T, cfg refresh.StytchConfig) *refresh.Stytch {
 	t.Helper()
 	if cfg.ProjectID == "" {
 		cfg.ProjectID = stytchProject
@@ -216,7 +216,7 @@ func newStytch(t *testing.T, cfg policysync.StytchConfig) *policysync.Stytch {
 	if cfg.Secret == "" {
 		cfg.Secret = stytchSecret
 	}
-	s, err := policysync.NewStytch(cfg)
+	s, err := refresh.NewStytch(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func assertNoSecret(t *testing.T, what, s string) {
 	}
 }
 
-func parseDoc(t *testing.T, doc policysync.Document) *pdp.Policy {
+func parseDoc(t *testing.T, doc refresh.Document) *pdp.Policy {
 	t.Helper()
 	if doc.Format != policyfile.JSON {
 		t.Errorf("format = %q, want json", doc.Format)
@@ -251,7 +251,7 @@ func parseDoc(t *testing.T, doc policysync.Document) *pdp.Policy {
 
 func TestStytchConvertsPolicy(t *testing.T) {
 	_, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL})
+	up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL})
 	doc, err := up.Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +309,7 @@ func TestStytchConvertsPolicy(t *testing.T) {
 
 func TestStytchSendsBasicAuthToPolicyEndpoint(t *testing.T) {
 	f, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL + "/"})
+	up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL + "/"})
 	if _, err := up.Fetch(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -332,14 +332,14 @@ func TestStytchSendsBasicAuthToPolicyEndpoint(t *testing.T) {
 
 func TestStytchETag(t *testing.T) {
 	f, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL})
+	up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL})
 	first, err := up.Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// Unchanged: no document.
-	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("unchanged policy with its etag: doc %q, err %v; want ErrNotModified", doc.ETag, err)
 	}
 	// Without an etag, the same document again.
@@ -349,7 +349,7 @@ func TestStytchETag(t *testing.T) {
 	}
 	// The same policy in another order is not a change.
 	f.set(reorderStytch(t, stytchPolicyJSON))
-	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("reordered policy with the previous etag: doc %q, err %v; want ErrNotModified", doc.ETag, err)
 	}
 	// A changed policy has a new etag.
@@ -433,7 +433,7 @@ func TestStytchDefinesReferencedResourcesAndActions(t *testing.T) {
 	  ]
 	}`)
 	_, ts := newFakeStytch(t, body)
-	doc, err := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL}).Fetch(t.Context(), "")
+	doc, err := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL}).Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,12 +617,12 @@ func TestStytchFetchErrors(t *testing.T) {
 			t.Parallel()
 			ts := httptest.NewServer(tc.handler)
 			t.Cleanup(ts.Close)
-			up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL, MaxBodyBytes: tc.maxBytes})
+			up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL, MaxBodyBytes: tc.maxBytes})
 			doc, err := up.Fetch(t.Context(), "")
 			if err == nil {
 				t.Fatalf("Fetch succeeded with %d bytes; want an error", len(doc.Data))
 			}
-			if errors.Is(err, policysync.ErrNotModified) {
+			if errors.Is(err, refresh.ErrNotModified) {
 				t.Fatalf("err = %v, want a failure", err)
 			}
 			msg := err.Error()
@@ -649,28 +649,28 @@ func TestStytchFetchErrors(t *testing.T) {
 func TestStytchConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  policysync.StytchConfig
+		cfg  refresh.StytchConfig
 		want []string
 	}{
-		{"nothing", policysync.StytchConfig{}, []string{"project id is required", "secret is required"}},
+		{"nothing", refresh.StytchConfig{}, []string{"project id is required", "secret is required"}},
 		{"secret with a trailing newline",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret + "\n"},
+			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret + "\n"},
 			[]string{"secret has leading or trailing white space"}},
 		{"project id with a colon",
-			policysync.StytchConfig{ProjectID: "project:test", Secret: stytchSecret},
+			refresh.StytchConfig{ProjectID: "project:test", Secret: stytchSecret},
 			[]string{`project id "project:test"`}},
 		{"plain http to a remote host",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "http://api.stytch.com"},
+			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "http://api.stytch.com"},
 			[]string{"must be https"}},
 		{"user info, query and a negative limit",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "https://" + stytchProject + ":" + stytchSecret + "@api.stytch.com/?k=" + stytchSecret, MaxBodyBytes: -1},
+			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "https://" + stytchProject + ":" + stytchSecret + "@api.stytch.com/?k=" + stytchSecret, MaxBodyBytes: -1},
 			[]string{"must not carry user info", "must not have a query", "max body bytes -1"}},
 		{"not a URL",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "api.stytch.com"},
+			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "api.stytch.com"},
 			[]string{`base URL "api.stytch.com": want an https URL`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up, err := policysync.NewStytch(tc.cfg)
+			up, err := refresh.NewStytch(tc.cfg)
 			if err == nil {
 				t.Fatalf("NewStytch succeeded: %v", up)
 			}
@@ -684,18 +684,18 @@ func TestStytchConfig(t *testing.T) {
 	}
 
 	for _, base := range []string{"", "https://api.stytch.com", "https://stytch-proxy.internal/stytch/", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:9"} {
-		if _, err := policysync.NewStytch(policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: base}); err != nil {
+		if _, err := refresh.NewStytch(refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: base}); err != nil {
 			t.Errorf("base URL %q: %v", base, err)
 		}
 	}
 }
 
 func TestStytchStringHidesSecret(t *testing.T) {
-	up := newStytch(t, policysync.StytchConfig{BaseURL: "https://api.stytch.com"})
+	up := newStytch(t, refresh.StytchConfig{BaseURL: "https://api.stytch.com"})
 	if got := up.String(); got != "stytch:"+stytchProject {
 		t.Errorf("String() = %q, want stytch:%s", got, stytchProject)
 	}
-	var u policysync.Upstream = up
+	var u refresh.Upstream = up
 	for _, s := range []string{fmt.Sprint(u), fmt.Sprintf("%v %+v %#v %s", up, up, up, up)} {
 		assertNoSecret(t, "formatted upstream", s)
 	}
@@ -726,7 +726,7 @@ func TestStytchDefaultBaseURL(t *testing.T) {
 		{"project-live-6d2ba9a3", "https://api.stytch.com/v1/b2b/rbac/policy"},
 	} {
 		rt := &roundTrip{}
-		up, err := policysync.NewStytch(policysync.StytchConfig{ProjectID: tc.project, Secret: stytchSecret, HTTPClient: &http.Client{Transport: rt}})
+		up, err := refresh.NewStytch(refresh.StytchConfig{ProjectID: tc.project, Secret: stytchSecret, HTTPClient: &http.Client{Transport: rt}})
 		if err != nil {
 			t.Fatal(err)
 		}
