@@ -11,6 +11,7 @@ import (
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/httpdoc"
 )
 
 // BenchmarkRefresh compares a poll of an unchanged HTTP upstream (one 304:
@@ -38,7 +39,7 @@ func BenchmarkRefresh(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = db.Close() })
-		up, err := refresh.NewHTTP(refresh.HTTPConfig{URL: srv.URL + "/policy.yaml"})
+		up, err := httpdoc.New(httpdoc.Config{URL: srv.URL + "/policy.yaml"})
 		if err != nil {
 			b.Fatal(err)
 		}

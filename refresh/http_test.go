@@ -26,6 +26,7 @@ import (
 	"github.com/rolecall/rolecall/internal/testcerts"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/httpdoc"
 )
 
 // fault is how the fake upstream misbehaves.
@@ -178,7 +179,7 @@ type httpRig struct {
 	now    atomic.Pointer[time.Time]
 }
 
-func newHTTPRig(t *testing.T, cfg refresh.HTTPConfig, rcfg refresh.Config) *httpRig {
+func newHTTPRig(t *testing.T, cfg httpdoc.Config, rcfg refresh.Config) *httpRig {
 	t.Helper()
 	r := &httpRig{up: newFakeUpstream(t, goodV1), engine: &pdp.Engine{}, logs: &bytes.Buffer{}}
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -191,7 +192,7 @@ func newHTTPRig(t *testing.T, cfg refresh.HTTPConfig, rcfg refresh.Config) *http
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 500 * time.Millisecond
 	}
-	up, err := refresh.NewHTTP(cfg)
+	up, err := httpdoc.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func checkLoad(engine *pdp.Engine, stop <-chan struct{}) (done func() (int64, er
 // refresh fails with its own error, the previous policy keeps answering, and
 // bbolt keeps the previous good document.
 func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
-	r := newHTTPRig(t, refresh.HTTPConfig{MaxBytes: int64(len(goodV1) + 1024)}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{MaxBytes: int64(len(goodV1) + 1024)}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
 }
 
 func TestHTTPNotModifiedCostsNothing(t *testing.T) {
-	r := newHTTPRig(t, refresh.HTTPConfig{}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +343,7 @@ func TestHTTPNotModifiedCostsNothing(t *testing.T) {
 }
 
 func TestHTTP304WithoutADocumentIsAnError(t *testing.T) {
-	r := newHTTPRig(t, refresh.HTTPConfig{}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{}, refresh.Config{})
 	r.up.fault.Store(int32(always304))
 	err := r.ref.RefreshOnce(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "304 Not Modified, but no document was asked about") {
@@ -356,7 +357,7 @@ func TestHTTP304WithoutADocumentIsAnError(t *testing.T) {
 // Down at start with nothing cached: not ready, and the first success makes
 // it ready without a restart.
 func TestHTTPDownAtStartThenUp(t *testing.T) {
-	r := newHTTPRig(t, refresh.HTTPConfig{}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{}, refresh.Config{})
 	r.up.fault.Store(int32(refused))
 	if ok, _ := r.ref.WarmStart(); ok {
 		t.Fatal("warm start from an empty cache")
@@ -379,13 +380,13 @@ func TestHTTPDownAtStartThenUp(t *testing.T) {
 // Down (hanging) at start with a cached policy: decisions are answered from
 // the cache while the first fetch is still waiting; nothing waits on I/O.
 func TestWarmStartAnswersWhileTheUpstreamHangs(t *testing.T) {
-	r := newHTTPRig(t, refresh.HTTPConfig{Timeout: 10 * time.Second}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{Timeout: 10 * time.Second}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	// A second process on the same cache, with the upstream now hanging.
 	engine := &pdp.Engine{}
-	up, err := refresh.NewHTTP(refresh.HTTPConfig{URL: r.up.srv.URL + "/policy.yaml", Transport: r.up.transport(), Timeout: 10 * time.Second})
+	up, err := httpdoc.New(httpdoc.Config{URL: r.up.srv.URL + "/policy.yaml", Transport: r.up.transport(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +422,7 @@ func TestHTTPCredentialsAndTLS(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := newHTTPRig(t, refresh.HTTPConfig{BearerTokenFile: tokenFile}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{BearerTokenFile: tokenFile}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +443,7 @@ func TestHTTPCredentialsAndTLS(t *testing.T) {
 	}
 
 	t.Setenv("ROLECALL_TEST_PASSWORD", "pw-from-env")
-	b := newHTTPRig(t, refresh.HTTPConfig{BasicUser: "rolecall", BasicPasswordEnv: "ROLECALL_TEST_PASSWORD"}, refresh.Config{})
+	b := newHTTPRig(t, httpdoc.Config{BasicUser: "rolecall", BasicPasswordEnv: "ROLECALL_TEST_PASSWORD"}, refresh.Config{})
 	if err := b.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -475,28 +476,28 @@ func TestHTTPMutualTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fetch := func(cfg refresh.HTTPConfig) error {
+	fetch := func(cfg httpdoc.Config) error {
 		cfg.URL = srv.URL + "/policy.yaml"
-		up, err := refresh.NewHTTP(cfg)
+		up, err := httpdoc.New(cfg)
 		if err != nil {
 			return err
 		}
 		_, err = up.Fetch(t.Context(), "")
 		return err
 	}
-	if err := fetch(refresh.HTTPConfig{CAFile: caFile, ClientCertFile: clientCert, ClientKeyFile: clientKey}); err != nil {
+	if err := fetch(httpdoc.Config{CAFile: caFile, ClientCertFile: clientCert, ClientKeyFile: clientKey}); err != nil {
 		t.Errorf("mutual TLS with the right certificates: %v", err)
 	}
-	if err := fetch(refresh.HTTPConfig{CAFile: caFile}); err == nil {
+	if err := fetch(httpdoc.Config{CAFile: caFile}); err == nil {
 		t.Error("the server accepted a client without a certificate")
 	}
-	if err := fetch(refresh.HTTPConfig{ClientCertFile: clientCert, ClientKeyFile: clientKey}); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if err := fetch(httpdoc.Config{ClientCertFile: clientCert, ClientKeyFile: clientKey}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("an untrusted server certificate: err = %v", err)
 	}
 }
 
 func TestNewHTTPReportsEveryProblem(t *testing.T) {
-	_, err := refresh.NewHTTP(refresh.HTTPConfig{URL: "ftp://user:pw@host/x?token=abc", BearerTokenFile: "a", BearerTokenEnv: "B", ClientCertFile: "c"})
+	_, err := httpdoc.New(httpdoc.Config{URL: "ftp://user:pw@host/x?token=abc", BearerTokenFile: "a", BearerTokenEnv: "B", ClientCertFile: "c"})
 	for _, want := range []string{"want an http(s) URL", "not in the URL", "from a file or an environment variable, not both", "both its certificate and key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)

@@ -21,6 +21,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/logto"
 )
 
 // ---- a fake Logto tenant ----
@@ -684,20 +685,20 @@ func logtoBookstorePolicy() *pdp.Policy {
 
 // ---- helpers ----
 
-func newLogtoUpstream(t *testing.T, f *logtoFake, change func(*refresh.LogtoConfig)) *refresh.Logto {
+func newLogtoUpstream(t *testing.T, f *logtoFake, change func(*logto.Config)) *logto.Upstream {
 	t.Helper()
-	cfg := refresh.LogtoConfig{Endpoint: f.srv.URL, AppID: logtoTestAppID, AppSecret: logtoTestSecret, HTTPClient: f.srv.Client()}
+	cfg := logto.Config{Endpoint: f.srv.URL, AppID: logtoTestAppID, AppSecret: logtoTestSecret, HTTPClient: f.srv.Client()}
 	if change != nil {
 		change(&cfg)
 	}
-	l, err := refresh.NewLogto(cfg)
+	l, err := logto.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func logtoFetch(t *testing.T, l *refresh.Logto, etag string) refresh.Document {
+func logtoFetch(t *testing.T, l *logto.Upstream, etag string) refresh.Document {
 	t.Helper()
 	doc, err := l.Fetch(context.Background(), etag)
 	if err != nil {
@@ -807,7 +808,7 @@ func TestLogtoReadsEveryPage(t *testing.T) {
 	f := newLogtoFake(t, logtoBulk())
 	whole := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
 	f.update(func(*fakeLogtoTenant) { f.pages = nil })
-	paged := logtoFetch(t, newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.PageSize = 2 }), "")
+	paged := logtoFetch(t, newLogtoUpstream(t, f, func(c *logto.Config) { c.PageSize = 2 }), "")
 	if string(paged.Data) != string(whole.Data) {
 		t.Fatalf("pages of 2 and of 100 give different documents:\n%s\n%s", paged.Data, whole.Data)
 	}
@@ -949,7 +950,7 @@ func TestLogtoPartialReadIsAnError(t *testing.T) {
 				tc.answer(w, page, size, items)
 				return true
 			})
-			l := newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.PageSize = 2 })
+			l := newLogtoUpstream(t, f, func(c *logto.Config) { c.PageSize = 2 })
 			doc, err := l.Fetch(context.Background(), "")
 			if err == nil {
 				t.Fatalf("Fetch succeeded on a partial read; document:\n%s", doc.Data)
@@ -974,7 +975,7 @@ func TestLogtoPartialReadIsAnError(t *testing.T) {
 
 func TestLogtoRefusedCredentials(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
-	l := newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.AppSecret = "wrong-" + logtoTestSecret })
+	l := newLogtoUpstream(t, f, func(c *logto.Config) { c.AppSecret = "wrong-" + logtoTestSecret })
 	_, err := l.Fetch(context.Background(), "")
 	if err == nil {
 		t.Fatal("Fetch succeeded with a wrong secret")
@@ -991,7 +992,7 @@ func TestLogtoRefusedCredentials(t *testing.T) {
 	}
 
 	// A wrong resource indicator is a different, named problem.
-	l = newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.Resource = "https://other.logto.app/api" })
+	l = newLogtoUpstream(t, f, func(c *logto.Config) { c.Resource = "https://other.logto.app/api" })
 	if _, err := l.Fetch(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "invalid_target") || strings.Contains(err.Error(), logtoTestSecret) {
 		t.Errorf("wrong resource: error %v, want invalid_target without the secret", err)
 	}
@@ -1094,7 +1095,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 		}
 	}
 
-	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *refresh.LogtoConfig) { c.JITImplicitRules = true }), "")
+	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *logto.Config) { c.JITImplicitRules = true }), "")
 	want := logtoBookstorePolicy()
 	want.Organizations[0].ImplicitRoles = []pdp.ImplicitRule{{EmailDomain: "acme.com", Roles: []string{"member"}}}
 	if diff := logtoDiff(want, parseDoc(t, doc)); diff != "" {
@@ -1108,7 +1109,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 }
 
 func TestLogtoConfig(t *testing.T) {
-	_, err := refresh.NewLogto(refresh.LogtoConfig{})
+	_, err := logto.New(logto.Config{})
 	if err == nil {
 		t.Fatal("NewLogto accepted an empty config")
 	}
@@ -1118,7 +1119,7 @@ func TestLogtoConfig(t *testing.T) {
 		}
 	}
 
-	_, err = refresh.NewLogto(refresh.LogtoConfig{
+	_, err = logto.New(logto.Config{
 		Endpoint: "http://auth.example.com", AppID: "app", AppSecret: logtoTestSecret,
 		TokenEndpoint: "https://user:pw@auth.example.com/oidc/token", PageSize: 101, OrganizationResource: " org",
 	})
@@ -1134,7 +1135,7 @@ func TestLogtoConfig(t *testing.T) {
 		t.Errorf("error %q contains the secret", err)
 	}
 
-	l, err := refresh.NewLogto(refresh.LogtoConfig{Endpoint: "https://auth.example.com/", AppID: "app", AppSecret: logtoTestSecret})
+	l, err := logto.New(logto.Config{Endpoint: "https://auth.example.com/", AppID: "app", AppSecret: logtoTestSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1171,7 +1172,7 @@ func TestLogtoCloudDefaults(t *testing.T) {
 	f.update(func(*fakeLogtoTenant) { f.resource = "https://rolecall-test.logto.app/api" }) // Logto Cloud's per-tenant indicator
 	var hosts []string
 	tr := logtoLoopbackTransport{addr: f.srv.Listener.Addr().String(), hosts: &hosts, mu: &gosync.Mutex{}}
-	l, err := refresh.NewLogto(refresh.LogtoConfig{
+	l, err := logto.New(logto.Config{
 		Endpoint: "https://rolecall-test.logto.app", AppID: logtoTestAppID, AppSecret: logtoTestSecret,
 		HTTPClient: &http.Client{Transport: tr},
 	})

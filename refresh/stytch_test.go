@@ -22,6 +22,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/stytch"
 )
 
 const (
@@ -208,7 +209,7 @@ func stytchError(status int, typ, msg string) string {
 	return string(b)
 }
 
-func newStytch(t *testing.T, cfg refresh.StytchConfig) *refresh.Stytch {
+func newStytch(t *testing.T, cfg stytch.Config) *stytch.Upstream {
 	t.Helper()
 	if cfg.ProjectID == "" {
 		cfg.ProjectID = stytchProject
@@ -216,7 +217,7 @@ func newStytch(t *testing.T, cfg refresh.StytchConfig) *refresh.Stytch {
 	if cfg.Secret == "" {
 		cfg.Secret = stytchSecret
 	}
-	s, err := refresh.NewStytch(cfg)
+	s, err := stytch.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func parseDoc(t *testing.T, doc refresh.Document) *pdp.Policy {
 
 func TestStytchConvertsPolicy(t *testing.T) {
 	_, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL})
+	up := newStytch(t, stytch.Config{BaseURL: ts.URL})
 	doc, err := up.Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +310,7 @@ func TestStytchConvertsPolicy(t *testing.T) {
 
 func TestStytchSendsBasicAuthToPolicyEndpoint(t *testing.T) {
 	f, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL + "/"})
+	up := newStytch(t, stytch.Config{BaseURL: ts.URL + "/"})
 	if _, err := up.Fetch(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestStytchSendsBasicAuthToPolicyEndpoint(t *testing.T) {
 
 func TestStytchETag(t *testing.T) {
 	f, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL})
+	up := newStytch(t, stytch.Config{BaseURL: ts.URL})
 	first, err := up.Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +434,7 @@ func TestStytchDefinesReferencedResourcesAndActions(t *testing.T) {
 	  ]
 	}`)
 	_, ts := newFakeStytch(t, body)
-	doc, err := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL}).Fetch(t.Context(), "")
+	doc, err := newStytch(t, stytch.Config{BaseURL: ts.URL}).Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +618,7 @@ func TestStytchFetchErrors(t *testing.T) {
 			t.Parallel()
 			ts := httptest.NewServer(tc.handler)
 			t.Cleanup(ts.Close)
-			up := newStytch(t, refresh.StytchConfig{BaseURL: ts.URL, MaxBodyBytes: tc.maxBytes})
+			up := newStytch(t, stytch.Config{BaseURL: ts.URL, MaxBodyBytes: tc.maxBytes})
 			doc, err := up.Fetch(t.Context(), "")
 			if err == nil {
 				t.Fatalf("Fetch succeeded with %d bytes; want an error", len(doc.Data))
@@ -649,28 +650,28 @@ func TestStytchFetchErrors(t *testing.T) {
 func TestStytchConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  refresh.StytchConfig
+		cfg  stytch.Config
 		want []string
 	}{
-		{"nothing", refresh.StytchConfig{}, []string{"project id is required", "secret is required"}},
+		{"nothing", stytch.Config{}, []string{"project id is required", "secret is required"}},
 		{"secret with a trailing newline",
-			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret + "\n"},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret + "\n"},
 			[]string{"secret has leading or trailing white space"}},
 		{"project id with a colon",
-			refresh.StytchConfig{ProjectID: "project:test", Secret: stytchSecret},
+			stytch.Config{ProjectID: "project:test", Secret: stytchSecret},
 			[]string{`project id "project:test"`}},
 		{"plain http to a remote host",
-			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "http://api.stytch.com"},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "http://api.stytch.com"},
 			[]string{"must be https"}},
 		{"user info, query and a negative limit",
-			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "https://" + stytchProject + ":" + stytchSecret + "@api.stytch.com/?k=" + stytchSecret, MaxBodyBytes: -1},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "https://" + stytchProject + ":" + stytchSecret + "@api.stytch.com/?k=" + stytchSecret, MaxBodyBytes: -1},
 			[]string{"must not carry user info", "must not have a query", "max body bytes -1"}},
 		{"not a URL",
-			refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "api.stytch.com"},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "api.stytch.com"},
 			[]string{`base URL "api.stytch.com": want an https URL`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up, err := refresh.NewStytch(tc.cfg)
+			up, err := stytch.New(tc.cfg)
 			if err == nil {
 				t.Fatalf("NewStytch succeeded: %v", up)
 			}
@@ -684,14 +685,14 @@ func TestStytchConfig(t *testing.T) {
 	}
 
 	for _, base := range []string{"", "https://api.stytch.com", "https://stytch-proxy.internal/stytch/", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:9"} {
-		if _, err := refresh.NewStytch(refresh.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: base}); err != nil {
+		if _, err := stytch.New(stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: base}); err != nil {
 			t.Errorf("base URL %q: %v", base, err)
 		}
 	}
 }
 
 func TestStytchStringHidesSecret(t *testing.T) {
-	up := newStytch(t, refresh.StytchConfig{BaseURL: "https://api.stytch.com"})
+	up := newStytch(t, stytch.Config{BaseURL: "https://api.stytch.com"})
 	if got := up.String(); got != "stytch:"+stytchProject {
 		t.Errorf("String() = %q, want stytch:%s", got, stytchProject)
 	}
@@ -726,7 +727,7 @@ func TestStytchDefaultBaseURL(t *testing.T) {
 		{"project-live-6d2ba9a3", "https://api.stytch.com/v1/b2b/rbac/policy"},
 	} {
 		rt := &roundTrip{}
-		up, err := refresh.NewStytch(refresh.StytchConfig{ProjectID: tc.project, Secret: stytchSecret, HTTPClient: &http.Client{Transport: rt}})
+		up, err := stytch.New(stytch.Config{ProjectID: tc.project, Secret: stytchSecret, HTTPClient: &http.Client{Transport: rt}})
 		if err != nil {
 			t.Fatal(err)
 		}

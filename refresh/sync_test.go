@@ -14,6 +14,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/file"
 )
 
 const goodV1 = `
@@ -77,7 +78,7 @@ func newRig(t *testing.T, content string) *rig {
 func (r *rig) refresher(t *testing.T) *refresh.Refresher {
 	t.Helper()
 	ref, err := refresh.New(refresh.Config{
-		Upstream: refresh.NewFile(r.policy),
+		Upstream: file.New(r.policy),
 		Engine:   r.engine,
 		Cache:    r.cache,
 		Interval: 5 * time.Second,
@@ -274,7 +275,7 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.json")
 	writeFile(t, path, `{"revision": "j"}`)
-	up := refresh.NewFile(path)
+	up := file.New(path)
 	doc, err := up.Fetch(t.Context(), "")
 	if err != nil || doc.Format != "json" || string(doc.Data) != `{"revision": "j"}` {
 		t.Fatalf("Fetch = %+v, %v", doc, err)
@@ -290,7 +291,7 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Errorf("Fetch after touching the file: err = %v, want ErrNotModified", err)
 	}
-	if _, err := refresh.NewFile(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := file.New(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Fetch of a directory: err = %v", err)
 	}
 }
@@ -313,7 +314,7 @@ func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
 	}
 	warm := func() string {
 		e := &pdp.Engine{}
-		ref, err := refresh.New(refresh.Config{Upstream: refresh.NewFile(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
+		ref, err := refresh.New(refresh.Config{Upstream: file.New(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
 		if err != nil {
 			t.Fatal(err)
 		}

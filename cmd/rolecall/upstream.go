@@ -9,6 +9,10 @@ import (
 
 	"github.com/rolecall/rolecall/config"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/file"
+	"github.com/rolecall/rolecall/refresh/httpdoc"
+	"github.com/rolecall/rolecall/refresh/logto"
+	"github.com/rolecall/rolecall/refresh/stytch"
 )
 
 // registerPolicyFlags binds the policy flags to p, so that flags given on the
@@ -49,14 +53,14 @@ func buildUpstream(p config.Policy) (refresh.Upstream, time.Duration, error) {
 	}
 	scheme, rest, hasScheme := strings.Cut(p.Upstream, "://")
 	if !hasScheme {
-		return refresh.NewFile(p.Upstream), orDefault(5 * time.Second), nil
+		return file.New(p.Upstream), orDefault(5 * time.Second), nil
 	}
 	switch scheme {
 	case "file":
-		return refresh.NewFile(rest), orDefault(5 * time.Second), nil
+		return file.New(rest), orDefault(5 * time.Second), nil
 	case "http", "https":
 		h := p.HTTP
-		up, err := refresh.NewHTTP(refresh.HTTPConfig{
+		up, err := httpdoc.New(httpdoc.Config{
 			URL: p.Upstream, Timeout: h.Timeout, MaxBytes: h.MaxBytes,
 			BearerTokenFile: h.BearerTokenFile, BearerTokenEnv: h.BearerTokenEnv,
 			BasicUser: h.BasicUser, BasicPasswordFile: h.BasicPasswordFile, BasicPasswordEnv: h.BasicPasswordEnv,
@@ -68,7 +72,7 @@ func buildUpstream(p config.Policy) (refresh.Upstream, time.Duration, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("stytch upstream: the project secret: %w (set it, or name --stytch-secret-file)", err)
 		}
-		up, err := refresh.NewStytch(refresh.StytchConfig{ProjectID: strings.Trim(rest, "/"), Secret: secret, BaseURL: p.Stytch.BaseURL})
+		up, err := stytch.New(stytch.Config{ProjectID: strings.Trim(rest, "/"), Secret: secret, BaseURL: p.Stytch.BaseURL})
 		return up, orDefault(refresh.DefaultInterval), err
 	case "logto":
 		secret, err := refresh.ReadSecret(p.Logto.AppSecretFile, config.EnvLogtoAppSecret)
@@ -79,7 +83,7 @@ func buildUpstream(p config.Policy) (refresh.Upstream, time.Duration, error) {
 		if u, err := url.Parse(endpoint); err != nil || u.Host == "" {
 			return nil, 0, fmt.Errorf("logto upstream %q: want logto://TENANT_HOST", p.Upstream)
 		}
-		up, err := refresh.NewLogto(refresh.LogtoConfig{Endpoint: endpoint, AppID: p.Logto.AppID, AppSecret: secret, Resource: p.Logto.Resource})
+		up, err := logto.New(logto.Config{Endpoint: endpoint, AppID: p.Logto.AppID, AppSecret: secret, Resource: p.Logto.Resource})
 		return up, orDefault(refresh.DefaultInterval), err
 	default:
 		return nil, 0, fmt.Errorf("upstream %q: unknown scheme %q (want a file path, http(s), stytch or logto)", p.Upstream, scheme)

@@ -1,4 +1,7 @@
-package refresh
+// Package logto is the upstream that reads a Logto tenant's RBAC state and
+// converts it to the canonical policy document, and the handler of Logto's
+// webhooks that asks for a refresh when that state changes.
+package logto
 
 // The Logto upstream reads a tenant's whole RBAC state through the Logto
 // Management API and converts it to the canonical policy document.
@@ -70,12 +73,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/fetch"
 )
 
 // DefaultLogtoOrganizationResource is the canonical resource id that carries
@@ -93,8 +98,8 @@ const (
 	logtoParallel     = 4 // concurrent Management API requests
 )
 
-// LogtoConfig configures a Logto upstream.
-type LogtoConfig struct {
+// Config configures a Logto upstream.
+type Config struct {
 	// Endpoint is the tenant URL, such as https://your-tenant.logto.app or a
 	// self-hosted https://auth.example.com. Required. Plain http is accepted
 	// only for loopback hosts.
@@ -130,7 +135,7 @@ type LogtoConfig struct {
 	HTTPClient *http.Client
 }
 
-// Logto is an upstream reading a Logto tenant's RBAC state through the
+// Upstream is an upstream reading a Logto tenant's RBAC state through the
 // Management API and converting it to the canonical policy document.
 //
 // Every Fetch reads the whole state (Logto sends no event when a role is
@@ -162,12 +167,12 @@ type LogtoConfig struct {
 //   - An m2m application holding a role or belonging to an organization
 //     becomes a subject of type m2m with its application id (its client_id,
 //     the sub of its tokens), roles and memberships.
-//   - With JITImplicitRules, see LogtoConfig.
+//   - With JITImplicitRules, see Config.
 //
 // Everything is sorted, so equal tenant state gives byte-identical documents;
 // the document has no revision (loaders name it by its content), and its
 // ETag is "sha256:" + the hex SHA-256 of the document.
-type Logto struct {
+type Upstream struct {
 	endpoint    string // without a trailing slash
 	tokenURL    string
 	appID       string
@@ -178,14 +183,14 @@ type Logto struct {
 	jit         bool
 	client      *http.Client
 
-	mu       gosync.Mutex // guards the cached access token
+	mu       sync.Mutex // guards the cached access token
 	token    string
 	tokenExp time.Time // zero: until the API refuses it
 }
 
-// NewLogto checks cfg, reporting every problem at once, and returns the
+// New checks cfg, reporting every problem at once, and returns the
 // upstream.
-func NewLogto(cfg LogtoConfig) (*Logto, error) {
+func New(cfg Config) (*Upstream, error) {
 	var errs []error
 	endpoint, err := logtoCheckURL("Endpoint", cfg.Endpoint)
 	if err != nil {
@@ -234,7 +239,7 @@ func NewLogto(cfg LogtoConfig) (*Logto, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Logto{
+	return &Upstream{
 		endpoint:    endpoint,
 		tokenURL:    tokenURL,
 		appID:       cfg.AppID,
@@ -260,7 +265,7 @@ func logtoCheckURL(name, raw string) (string, error) {
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
 		return "", fmt.Errorf("logto: %s must be an absolute https URL such as https://your-tenant.logto.app", name)
-	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+	case u.Scheme == "http" && !fetch.LoopbackHost(u.Hostname()):
 		return "", fmt.Errorf("logto: %s must use https (plain http only on loopback)", name)
 	case u.User != nil:
 		return "", fmt.Errorf("logto: %s must not carry credentials; use AppID and AppSecret", name)
@@ -282,27 +287,27 @@ func logtoDefaultResource(endpoint string) string {
 	return "https://default.logto.app/api"
 }
 
-func (l *Logto) String() string { return "logto:" + l.endpoint }
+func (l *Upstream) String() string { return "logto:" + l.endpoint }
 
-// Fetch reads the tenant and returns its policy document, or ErrNotModified
+// Fetch reads the tenant and returns its policy document, or refresh.ErrNotModified
 // when the document is the one tagged etag.
-func (l *Logto) Fetch(ctx context.Context, etag string) (Document, error) {
+func (l *Upstream) Fetch(ctx context.Context, etag string) (refresh.Document, error) {
 	// Authenticate first, so that refused credentials are one clear error.
 	if _, err := l.accessToken(ctx); err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	st, err := l.read(ctx)
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	p, err := st.policy(l.orgResource, l.jit)
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	if err := p.Validate(); err != nil {
-		return Document{}, fmt.Errorf("logto: the policy converted from %s is invalid (a conversion bug or an unexpected tenant state): %w", l.endpoint, err)
+		return refresh.Document{}, fmt.Errorf("logto: the policy converted from %s is invalid (a conversion bug or an unexpected tenant state): %w", l.endpoint, err)
 	}
-	return canonicalDocument("logto", p, etag)
+	return refresh.CanonicalDocument("logto", p, etag)
 }
 
 // ---- Management API shapes (only the fields used) ----
@@ -396,7 +401,7 @@ const (
 // read fetches the tenant: the top-level lists first, then everything that
 // hangs off them, logtoParallel requests at a time. The first failure
 // cancels the rest and is the result.
-func (l *Logto) read(ctx context.Context) (*logtoState, error) {
+func (l *Upstream) read(ctx context.Context) (*logtoState, error) {
 	st := &logtoState{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(logtoParallel)
@@ -513,7 +518,7 @@ func (l *Logto) read(ctx context.Context) (*logtoState, error) {
 // add up exactly to Total-Number, with no id twice: a list that changes while
 // it is read, or a server that ignores the page parameters, is an error
 // (the refresher retries later), never a silently partial list.
-func logtoList[T any](ctx context.Context, l *Logto, path string, idOf func(*T) string) ([]T, error) {
+func logtoList[T any](ctx context.Context, l *Upstream, path string, idOf func(*T) string) ([]T, error) {
 	var all []T
 	seen := make(map[string]bool)
 	total := -1
@@ -576,7 +581,7 @@ func logtoList[T any](ctx context.Context, l *Logto, path string, idOf func(*T) 
 // get performs one authenticated GET and returns a 200 answer's body. A 401
 // drops the cached access token, and the request is tried once more with a
 // new one.
-func (l *Logto) get(ctx context.Context, path string, q url.Values) ([]byte, http.Header, error) {
+func (l *Upstream) get(ctx context.Context, path string, q url.Values) ([]byte, http.Header, error) {
 	target := l.endpoint + path + "?" + q.Encode()
 	for attempt := 1; ; attempt++ {
 		tok, err := l.accessToken(ctx)
@@ -639,7 +644,7 @@ func logtoAPIError(body []byte) string {
 
 // accessToken returns the cached access token, or requests a new one. The
 // lock is held while requesting, so concurrent callers share one request.
-func (l *Logto) accessToken(ctx context.Context) (string, error) {
+func (l *Upstream) accessToken(ctx context.Context) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.token != "" && (l.tokenExp.IsZero() || time.Now().Before(l.tokenExp)) {
@@ -659,7 +664,7 @@ func (l *Logto) accessToken(ctx context.Context) (string, error) {
 }
 
 // dropToken forgets tok unless it has been replaced already.
-func (l *Logto) dropToken(tok string) {
+func (l *Upstream) dropToken(tok string) {
 	l.mu.Lock()
 	if l.token == tok {
 		l.token, l.tokenExp = "", time.Time{}
@@ -668,7 +673,7 @@ func (l *Logto) dropToken(tok string) {
 }
 
 // requestToken runs the client credentials grant for the Management API.
-func (l *Logto) requestToken(ctx context.Context) (string, time.Duration, error) {
+func (l *Upstream) requestToken(ctx context.Context) (string, time.Duration, error) {
 	form := url.Values{
 		"grant_type": {"client_credentials"},
 		"resource":   {l.resource},
