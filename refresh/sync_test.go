@@ -15,14 +15,10 @@ import (
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/file"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 )
 
-const goodV1 = `
-revision: v1
-resources: [{id: orders, actions: [read, write]}]
-roles: [{id: reader, type: user, permissions: [{resource: orders, actions: [read]}]}]
-subjects: [{id: alice, roles: [reader]}]
-`
+const goodV1 = refreshtest.GoodV1
 
 const goodV2 = `
 revision: v2
@@ -45,16 +41,6 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func openCache(t *testing.T, path string) *cache.Cache {
-	t.Helper()
-	c, err := cache.Open(path, cache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 type rig struct {
 	dir, policy string
 	engine      *pdp.Engine
@@ -70,7 +56,7 @@ func newRig(t *testing.T, content string) *rig {
 	if content != "" {
 		writeFile(t, r.policy, content)
 	}
-	r.cache = openCache(t, filepath.Join(dir, "rolecall.db"))
+	r.cache = refreshtest.OpenCache(t, filepath.Join(dir, "rolecall.db"))
 	r.ref = r.refresher(t)
 	return r
 }
@@ -181,7 +167,7 @@ func TestWarmStartServesCacheWhenSourceIsGone(t *testing.T) {
 
 	// A new process: fresh engine, cache reopened from the same file.
 	r.engine = &pdp.Engine{}
-	r.cache = openCache(t, dbPath)
+	r.cache = refreshtest.OpenCache(t, dbPath)
 	r.ref = r.refresher(t)
 	ok, err := r.ref.WarmStart()
 	if err != nil || !ok {
@@ -300,7 +286,7 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 // the cached document when it is not.
 func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
 	dir := t.TempDir()
-	db := openCache(t, filepath.Join(dir, "rolecall.db"))
+	db := refreshtest.OpenCache(t, filepath.Join(dir, "rolecall.db"))
 	v1, err := policyfile.Compile([]byte(goodV1), policyfile.YAML)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package refresh_test
+package logto_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 	"github.com/rolecall/rolecall/refresh/logto"
 )
 
@@ -743,7 +744,7 @@ func TestLogtoConvertsBookstore(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	l := newLogtoUpstream(t, f, nil)
 	doc := logtoFetch(t, l, "")
-	if diff := logtoDiff(logtoBookstorePolicy(), parseDoc(t, doc)); diff != "" {
+	if diff := logtoDiff(logtoBookstorePolicy(), refreshtest.ParseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	if strings.Contains(string(doc.Data), "internal-app-secret") {
@@ -812,7 +813,7 @@ func TestLogtoReadsEveryPage(t *testing.T) {
 	if string(paged.Data) != string(whole.Data) {
 		t.Fatalf("pages of 2 and of 100 give different documents:\n%s\n%s", paged.Data, whole.Data)
 	}
-	p := parseDoc(t, paged)
+	p := refreshtest.ParseDoc(t, paged)
 	if len(p.Subjects) != 10 || len(p.Organizations) != 5 {
 		t.Errorf("%d subjects and %d organizations, want 10 and 5", len(p.Subjects), len(p.Organizations))
 	}
@@ -1034,7 +1035,7 @@ func TestLogtoRoleNameCollision(t *testing.T) {
 		Type: lgUserRole, ScopeIDs: []string{lgReadOrder}, UserIDs: []string{lgAlice}})
 	f := newLogtoFake(t, tn)
 	doc := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
-	p := parseDoc(t, doc)
+	p := refreshtest.ParseDoc(t, doc)
 
 	want := logtoBookstorePolicy()
 	want.Roles[0].ID = "organization:admin"
@@ -1098,7 +1099,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *logto.Config) { c.JITImplicitRules = true }), "")
 	want := logtoBookstorePolicy()
 	want.Organizations[0].ImplicitRoles = []pdp.ImplicitRule{{EmailDomain: "acme.com", Roles: []string{"member"}}}
-	if diff := logtoDiff(want, parseDoc(t, doc)); diff != "" {
+	if diff := logtoDiff(want, refreshtest.ParseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	logtoDecide(t, logtoCompile(t, doc), []logtoCheck{
@@ -1183,7 +1184,7 @@ func TestLogtoCloudDefaults(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 	doc := logtoFetch(t, l, "")
-	if diff := logtoDiff(logtoBookstorePolicy(), parseDoc(t, doc)); diff != "" {
+	if diff := logtoDiff(logtoBookstorePolicy(), refreshtest.ParseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	tr.mu.Lock()

@@ -1,9 +1,7 @@
-package refresh_test
+package stytch_test
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 	"github.com/rolecall/rolecall/refresh/stytch"
 )
 
@@ -234,22 +233,6 @@ func assertNoSecret(t *testing.T, what, s string) {
 	}
 }
 
-func parseDoc(t *testing.T, doc refresh.Document) *pdp.Policy {
-	t.Helper()
-	if doc.Format != policyfile.JSON {
-		t.Errorf("format = %q, want json", doc.Format)
-	}
-	sum := sha256.Sum256(doc.Data)
-	if want := "sha256:" + hex.EncodeToString(sum[:]); doc.ETag != want {
-		t.Errorf("etag = %q, want %q (the SHA-256 of the document)", doc.ETag, want)
-	}
-	p, err := policyfile.Parse(doc.Data, doc.Format)
-	if err != nil {
-		t.Fatalf("the document does not parse: %v\n%s", err, doc.Data)
-	}
-	return p
-}
-
 func TestStytchConvertsPolicy(t *testing.T) {
 	_, ts := newFakeStytch(t, stytchPolicyJSON)
 	up := newStytch(t, stytch.Config{BaseURL: ts.URL})
@@ -258,7 +241,7 @@ func TestStytchConvertsPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got := parseDoc(t, doc)
+	got := refreshtest.ParseDoc(t, doc)
 	want := stytchWantPolicy()
 	// The document carries no revision; policyfile names it by content,
 	// which is a prefix of the ETag.
@@ -438,7 +421,7 @@ func TestStytchDefinesReferencedResourcesAndActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := parseDoc(t, doc)
+	got := refreshtest.ParseDoc(t, doc)
 	wantResources := []pdp.Resource{
 		{ID: "document", Description: "Documents", Actions: []string{"create", "download", "share"}},
 		{ID: "report", Actions: []string{"export", "read"}},

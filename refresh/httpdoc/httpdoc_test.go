@@ -1,4 +1,4 @@
-package refresh_test
+package httpdoc_test
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/httpdoc"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 )
 
 // fault is how the fake upstream misbehaves.
@@ -181,10 +182,10 @@ type httpRig struct {
 
 func newHTTPRig(t *testing.T, cfg httpdoc.Config, rcfg refresh.Config) *httpRig {
 	t.Helper()
-	r := &httpRig{up: newFakeUpstream(t, goodV1), engine: &pdp.Engine{}, logs: &bytes.Buffer{}}
+	r := &httpRig{up: newFakeUpstream(t, refreshtest.GoodV1), engine: &pdp.Engine{}, logs: &bytes.Buffer{}}
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	r.now.Store(&t0)
-	r.db = openCache(t, filepath.Join(t.TempDir(), "rolecall.db"))
+	r.db = refreshtest.OpenCache(t, filepath.Join(t.TempDir(), "rolecall.db"))
 	cfg.URL = r.up.srv.URL + "/policy.yaml"
 	if cfg.Transport == nil {
 		cfg.Transport = r.up.transport()
@@ -244,7 +245,7 @@ func checkLoad(engine *pdp.Engine, stop <-chan struct{}) (done func() (int64, er
 // refresh fails with its own error, the previous policy keeps answering, and
 // bbolt keeps the previous good document.
 func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
-	r := newHTTPRig(t, httpdoc.Config{MaxBytes: int64(len(goodV1) + 1024)}, refresh.Config{})
+	r := newHTTPRig(t, httpdoc.Config{MaxBytes: int64(len(refreshtest.GoodV1) + 1024)}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
 		{status403, "403 Forbidden: the upstream refused rolecall's credentials"},
 		{halfBody, "unexpected EOF"},
 		{slowBody, "Client.Timeout"},
-		{overLimit, fmt.Sprintf("over the %d-byte limit", len(goodV1)+1024)},
+		{overLimit, fmt.Sprintf("over the %d-byte limit", len(refreshtest.GoodV1)+1024)},
 		{invalidJSON, "invalid JSON at line 1"},
 		{invalidPolicy, `roles[0].permissions[0].actions[0]: action "wrte" is not defined on resource "orders"`},
 	}
@@ -467,7 +468,7 @@ func TestHTTPMutualTLS(t *testing.T) {
 	clientPool.AppendCertsFromPEM(clientCA.PEM)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write([]byte(goodV1))
+		_, _ = w.Write([]byte(refreshtest.GoodV1))
 	}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
 	srv.StartTLS()
