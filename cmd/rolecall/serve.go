@@ -148,7 +148,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		return usageError("log level %q: %v", cfg.Log.Level, err)
 	}
 	log := newLogger(sio.err, &level, cfg.Log.Format)
-	upstream, interval, err := buildUpstream(cfg.Policy)
+	upstream, interval, err := cfg.Policy.NewUpstream()
 	if err != nil {
 		return usageError("%v", err)
 	}
