@@ -743,20 +743,29 @@ func (l *Upstream) requestToken(ctx context.Context) (string, time.Duration, err
 // policy converts the tenant state; see the Logto type for the rules.
 func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) {
 	p := &pdp.Policy{}
+	// Every problem is reported, not only the first: a tenant is fixed in one
+	// pass. What a problem concerns is left out of the policy.
+	var errs []error
+	problem := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("logto: "+format, args...))
+	}
 
 	indicators := make(map[string]string, len(st.resources)) // resource id → indicator
 	for i, r := range st.resources {
 		if r.Indicator == "" {
-			return nil, fmt.Errorf("logto: API resource %s (%q) has no indicator", r.ID, r.Name)
+			problem("API resource %s (%q) has no indicator", r.ID, r.Name)
+			continue
 		}
 		if r.Indicator == orgResource {
-			return nil, fmt.Errorf("logto: API resource %s has the indicator %q, which OrganizationResource uses for organization permissions; set OrganizationResource to another id", r.ID, r.Indicator)
+			problem("API resource %s has the indicator %q, which OrganizationResource uses for organization permissions; set OrganizationResource to another id", r.ID, r.Indicator)
+			continue
 		}
 		indicators[r.ID] = r.Indicator
 		var actions []string
 		for _, s := range st.resourceScopes[i] {
 			if s.Name == "" {
-				return nil, fmt.Errorf("logto: a scope of API resource %s (%s) has no name", r.ID, r.Indicator)
+				problem("a scope of API resource %s (%s) has no name", r.ID, r.Indicator)
+				continue
 			}
 			actions = append(actions, s.Name)
 		}
@@ -766,7 +775,8 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 	var orgActions []string
 	for _, s := range st.orgScopes {
 		if s.Name == "" {
-			return nil, fmt.Errorf("logto: organization scope %s has no name", s.ID)
+			problem("organization scope %s has no name", s.ID)
+			continue
 		}
 		orgActions = append(orgActions, s.Name)
 	}
@@ -774,21 +784,23 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 	p.Resources = append(p.Resources, pdp.Resource{ID: orgResource, Description: "Logto organization permissions (organization template scopes)", Actions: orgActions})
 
 	// resourceGrants groups API resource scopes by resource indicator.
-	resourceGrants := func(owner string, scopes []logtoScope, g *logtoGrants) error {
+	resourceGrants := func(owner string, scopes []logtoScope, g *logtoGrants) {
 		for _, s := range scopes {
 			rid := s.resourceID()
 			ind, ok := indicators[rid]
 			switch {
 			case s.Name == "":
-				return fmt.Errorf("logto: %s has a scope %s without a name", owner, s.ID)
+				problem("%s has a scope %s without a name", owner, s.ID)
+				continue
 			case !ok:
-				return fmt.Errorf("logto: %s has scope %q of API resource %s, which GET /api/resources did not list (changed while being read?)", owner, s.Name, rid)
+				problem("%s has scope %q of API resource %s, which GET /api/resources did not list (changed while being read?)", owner, s.Name, rid)
+				continue
 			case s.Resource != nil && s.Resource.Indicator != "" && s.Resource.Indicator != ind:
-				return fmt.Errorf("logto: %s has scope %q on resource %s, whose indicator is %q here and %q in GET /api/resources", owner, s.Name, rid, s.Resource.Indicator, ind)
+				problem("%s has scope %q on resource %s, whose indicator is %q here and %q in GET /api/resources", owner, s.Name, rid, s.Resource.Indicator, ind)
+				continue
 			}
 			g.add(ind, s.Name)
 		}
-		return nil
 	}
 
 	roleNames := make(map[string]string, len(st.roles)) // Logto role id → role id
@@ -801,20 +813,21 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 		case logtoM2MRole:
 			typ = pdp.RoleM2M
 		default:
-			return nil, fmt.Errorf("logto: role %s (%q) has type %q; want User or MachineToMachine", r.ID, r.Name, r.Type)
+			problem("role %s (%q) has type %q; want User or MachineToMachine", r.ID, r.Name, r.Type)
+			continue
 		}
 		if r.Name == "" {
-			return nil, fmt.Errorf("logto: role %s has no name", r.ID)
+			problem("role %s has no name", r.ID)
+			continue
 		}
 		if by, dup := taken[r.Name]; dup {
-			return nil, fmt.Errorf("logto: roles %s and %s are both named %q", by, r.ID, r.Name)
+			problem("roles %s and %s are both named %q", by, r.ID, r.Name)
+			continue
 		}
 		taken[r.Name] = "role " + r.ID
 		roleNames[r.ID] = r.Name
 		var g logtoGrants
-		if err := resourceGrants(fmt.Sprintf("role %q", r.Name), st.roleScopes[i], &g); err != nil {
-			return nil, err
-		}
+		resourceGrants(fmt.Sprintf("role %q", r.Name), st.roleScopes[i], &g)
 		p.Roles = append(p.Roles, pdp.Role{ID: r.Name, Type: typ, Description: logtoStr(r.Description), Permissions: g.grants()})
 	}
 	globalNames := make(map[string]bool, len(taken))
@@ -825,30 +838,32 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 	orgRoleNames := make(map[string]string, len(st.orgRoles)) // Logto org role id → role id
 	for _, r := range st.orgRoles {
 		if r.Name == "" {
-			return nil, fmt.Errorf("logto: organization role %s has no name", r.ID)
+			problem("organization role %s has no name", r.ID)
+			continue
 		}
 		id := r.Name
 		if globalNames[id] {
 			id = "organization:" + r.Name
 		}
 		if by, dup := taken[id]; dup {
-			return nil, fmt.Errorf("logto: organization role %s (%q) would be role %q, which %s already is; rename one of them in Logto", r.ID, r.Name, id, by)
+			problem("organization role %s (%q) would be role %q, which %s already is; rename one of them in Logto", r.ID, r.Name, id, by)
+			continue
 		}
 		taken[id] = "organization role " + r.ID
 		orgRoleNames[r.ID] = id
 		if r.Scopes == nil || r.ResourceScopes == nil {
-			return nil, fmt.Errorf("logto: organization role %s (%q): scopes not read", r.ID, r.Name)
+			problem("organization role %s (%q): scopes not read", r.ID, r.Name)
+			continue
 		}
 		var g logtoGrants
 		for _, s := range *r.Scopes {
 			if s.Name == "" {
-				return nil, fmt.Errorf("logto: organization role %q has an organization scope %s without a name", r.Name, s.ID)
+				problem("organization role %q has an organization scope %s without a name", r.Name, s.ID)
+				continue
 			}
 			g.add(orgResource, s.Name)
 		}
-		if err := resourceGrants(fmt.Sprintf("organization role %q", r.Name), *r.ResourceScopes, &g); err != nil {
-			return nil, err
-		}
+		resourceGrants(fmt.Sprintf("organization role %q", r.Name), *r.ResourceScopes, &g)
 		p.Roles = append(p.Roles, pdp.Role{ID: id, Type: pdp.RoleOrganization, Description: logtoStr(r.Description), Permissions: g.grants()})
 	}
 	slices.SortFunc(p.Resources, func(a, b pdp.Resource) int { return strings.Compare(a.ID, b.ID) })
@@ -856,49 +871,48 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 
 	subjects := make(map[string]*pdp.Subject)
 	suspended := make(map[string]bool)
-	subject := func(m logtoMember, typ pdp.SubjectType) (*pdp.Subject, error) {
+	subject := func(m logtoMember, typ pdp.SubjectType) *pdp.Subject {
 		s := subjects[m.ID]
 		if s == nil {
 			s = &pdp.Subject{ID: m.ID, Type: typ}
 			subjects[m.ID] = s
 		} else if s.Type != typ {
-			return nil, fmt.Errorf("logto: id %q is listed both as a user and as an application", m.ID)
+			problem("id %q is listed both as a user and as an application", m.ID)
+			return nil
 		}
 		if email := logtoStr(m.PrimaryEmail); email != "" {
 			if s.Email != "" && s.Email != email {
-				return nil, fmt.Errorf("logto: user %s has primary email %q in one list and %q in another (changed while being read?)", m.ID, s.Email, email)
+				problem("user %s has primary email %q in one list and %q in another (changed while being read?)", m.ID, s.Email, email)
+				return nil
 			}
 			s.Email = email
 		}
 		if m.IsSuspended {
 			suspended[m.ID] = true
 		}
-		return s, nil
+		return s
 	}
 	for i, r := range st.roles {
 		for _, m := range st.roleUsers[i] {
-			s, err := subject(m, pdp.SubjectUser)
-			if err != nil {
-				return nil, err
+			if s := subject(m, pdp.SubjectUser); s != nil {
+				s.Roles = append(s.Roles, roleNames[r.ID])
 			}
-			s.Roles = append(s.Roles, roleNames[r.ID])
 		}
 		for _, m := range st.roleApps[i] {
-			s, err := subject(m, pdp.SubjectM2M)
-			if err != nil {
-				return nil, err
+			if s := subject(m, pdp.SubjectM2M); s != nil {
+				s.Roles = append(s.Roles, roleNames[r.ID])
 			}
-			s.Roles = append(s.Roles, roleNames[r.ID])
 		}
 	}
-	membership := func(org logtoOrg, m logtoMember, typ pdp.SubjectType) error {
+	membership := func(org logtoOrg, m logtoMember, typ pdp.SubjectType) {
 		kind := map[pdp.SubjectType]string{pdp.SubjectUser: "user", pdp.SubjectM2M: "application"}[typ]
 		if m.OrganizationRoles == nil {
-			return fmt.Errorf("logto: organization %s lists %s %s without organizationRoles", org.ID, kind, m.ID)
+			problem("organization %s lists %s %s without organizationRoles", org.ID, kind, m.ID)
+			return
 		}
-		s, err := subject(m, typ)
-		if err != nil {
-			return err
+		s := subject(m, typ)
+		if s == nil {
+			return
 		}
 		if s.Memberships == nil {
 			s.Memberships = make(map[string][]string)
@@ -907,31 +921,28 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 		for _, ref := range *m.OrganizationRoles {
 			id, ok := orgRoleNames[ref.ID]
 			if !ok {
-				return fmt.Errorf("logto: %s %s holds organization role %s (%q) in organization %s, which GET /api/organization-roles did not list (changed while being read?)", kind, m.ID, ref.ID, ref.Name, org.ID)
+				problem("%s %s holds organization role %s (%q) in organization %s, which GET /api/organization-roles did not list (changed while being read?)", kind, m.ID, ref.ID, ref.Name, org.ID)
+				continue
 			}
 			roles = append(roles, id)
 		}
 		s.Memberships[org.ID] = logtoSortedSet(roles)
-		return nil
 	}
 	for i, o := range st.orgs {
 		org := pdp.Organization{ID: o.ID, Name: o.Name, Description: logtoStr(o.Description)}
 		for _, m := range st.orgUsers[i] {
-			if err := membership(o, m, pdp.SubjectUser); err != nil {
-				return nil, err
-			}
+			membership(o, m, pdp.SubjectUser)
 		}
 		for _, m := range st.orgApps[i] {
-			if err := membership(o, m, pdp.SubjectM2M); err != nil {
-				return nil, err
-			}
+			membership(o, m, pdp.SubjectM2M)
 		}
 		if jit && len(st.jitRoles[i]) > 0 {
 			var roles []string
 			for _, ref := range st.jitRoles[i] {
 				id, ok := orgRoleNames[ref.ID]
 				if !ok {
-					return nil, fmt.Errorf("logto: organization %s has JIT role %s (%q), which GET /api/organization-roles did not list", o.ID, ref.ID, ref.Name)
+					problem("organization %s has JIT role %s (%q), which GET /api/organization-roles did not list", o.ID, ref.ID, ref.Name)
+					continue
 				}
 				roles = append(roles, id)
 			}
@@ -956,6 +967,9 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 		p.Subjects = append(p.Subjects, *s)
 	}
 	slices.SortFunc(p.Subjects, func(a, b pdp.Subject) int { return strings.Compare(a.ID, b.ID) })
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return p, nil
 }
 

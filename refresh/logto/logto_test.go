@@ -1067,6 +1067,20 @@ func TestLogtoRoleNameCollision(t *testing.T) {
 	}
 }
 
+func TestLogtoReportsEveryProblemAtOnce(t *testing.T) {
+	tn := logtoBookstore()
+	tn.Roles = append(tn.Roles,
+		fakeLogtoRole{ID: "rol-no-name", Type: lgUserRole},
+		fakeLogtoRole{ID: "rol-odd-type", Name: "odd", Type: "Robot"})
+	f := newLogtoFake(t, tn)
+	_, err := newLogtoUpstream(t, f, nil).Fetch(context.Background(), "")
+	for _, want := range []string{"role rol-no-name has no name", `role rol-odd-type ("odd") has type "Robot"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Fetch = %v, want an error containing %q", err, want)
+		}
+	}
+}
+
 func TestLogtoOrganizationRolesWithoutEmbeddedScopes(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	embedded := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
