@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -123,11 +122,10 @@ func (h *Upstream) Fetch(ctx context.Context, etag string) (refresh.Document, er
 	if err := h.authorize(req); err != nil {
 		return refresh.Document{}, err
 	}
-	resp, err := h.client.Do(req)
-	if err != nil {
+	resp, data, err := fetch.Do(h.client, req, h.cfg.MaxBytes)
+	if resp == nil {
 		return refresh.Document{}, fmt.Errorf("GET %s: %w", h.name, fetch.Scrub(err, h.cfg.URL, h.name))
 	}
-	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
 		if etag == "" {
@@ -136,20 +134,15 @@ func (h *Upstream) Fetch(ctx context.Context, etag string) (refresh.Document, er
 		return refresh.Document{}, refresh.ErrNotModified
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return refresh.Document{}, fmt.Errorf("GET %s: %s: the upstream refused rolecall's credentials", h.name, resp.Status)
-	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests:
-		if wait, ok := fetch.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return refresh.Document{}, fmt.Errorf("GET %s: %w", h.name, &refresh.RetryAfterError{Status: resp.StatusCode, Wait: wait})
+	case resp.StatusCode != http.StatusOK:
+		if ra := fetch.RetryAfter(resp); ra != nil {
+			return refresh.Document{}, fmt.Errorf("GET %s: %w", h.name, ra)
 		}
 		return refresh.Document{}, fmt.Errorf("GET %s: %s", h.name, resp.Status)
-	case resp.StatusCode != http.StatusOK:
-		return refresh.Document{}, fmt.Errorf("GET %s: %s", h.name, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, h.cfg.MaxBytes+1))
-	if err != nil {
-		return refresh.Document{}, fmt.Errorf("GET %s: reading the body: %w", h.name, fetch.Scrub(err, h.cfg.URL, h.name))
-	}
-	if int64(len(data)) > h.cfg.MaxBytes {
+	case errors.Is(err, fetch.ErrTooLarge):
 		return refresh.Document{}, fmt.Errorf("GET %s: the document is over the %d-byte limit", h.name, h.cfg.MaxBytes)
+	case err != nil:
+		return refresh.Document{}, fmt.Errorf("GET %s: reading the body: %w", h.name, fetch.Scrub(err, h.cfg.URL, h.name))
 	}
 	return refresh.Document{Data: data, Format: h.format(resp, data), ETag: resp.Header.Get("ETag")}, nil
 }

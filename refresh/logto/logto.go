@@ -594,12 +594,13 @@ func (l *Upstream) get(ctx context.Context, path string, q url.Values) ([]byte, 
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
-		resp, err := l.client.Do(req)
-		if err != nil {
+		resp, body, err := fetch.Do(l.client, req, logtoMaxBody)
+		if resp == nil {
 			return nil, nil, err
 		}
-		body, err := logtoReadBody(resp.Body, logtoMaxBody)
-		resp.Body.Close()
+		if errors.Is(err, fetch.ErrTooLarge) {
+			err = fmt.Errorf("the answer is larger than %d bytes", logtoMaxBody)
+		}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && attempt == 1:
 			l.dropToken(tok) // expired or revoked: once more with a new token
@@ -609,6 +610,9 @@ func (l *Upstream) get(ctx context.Context, path string, q url.Values) ([]byte, 
 		case resp.StatusCode == http.StatusForbidden:
 			return nil, nil, fmt.Errorf("HTTP 403%s: application %q needs a machine-to-machine role with the Management API permission \"all\"", logtoAPIError(body), l.appID)
 		case resp.StatusCode != http.StatusOK:
+			if ra := fetch.RetryAfter(resp); ra != nil {
+				return nil, nil, fmt.Errorf("%w%s", ra, logtoAPIError(body))
+			}
 			return nil, nil, fmt.Errorf("HTTP %d%s", resp.StatusCode, logtoAPIError(body))
 		case err != nil:
 			return nil, nil, fmt.Errorf("reading the answer: %w", err)

@@ -30,7 +30,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -248,8 +247,7 @@ func (s *Upstream) scrub(err error) error {
 	if !strings.Contains(msg, s.secret) && !strings.Contains(msg, s.basic) {
 		return err
 	}
-	msg = strings.ReplaceAll(msg, s.basic, "[redacted]")
-	return errors.New(strings.ReplaceAll(msg, s.secret, "[redacted]"))
+	return errors.New(fetch.Redact(msg, s.basic, s.secret))
 }
 
 func (s *Upstream) fetchPolicy(ctx context.Context) (*pdp.Policy, error) {
@@ -259,35 +257,28 @@ func (s *Upstream) fetchPolicy(ctx context.Context) (*pdp.Policy, error) {
 	}
 	req.SetBasicAuth(s.projectID, s.secret)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "rolecall")
-	resp, err := s.client.Do(req)
-	if err != nil {
+	resp, body, err := fetch.Do(s.client, req, s.maxBytes)
+	if resp == nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 
 	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, stytchMaxErrorBody))
-		detail := stytchErrorDetail(body)
+		detail := stytchErrorDetail(body[:min(len(body), stytchMaxErrorBody)])
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return nil, fmt.Errorf("%s: Stytch refused the credentials (project id %s and its secret)%s", resp.Status, s.projectID, detail)
-		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-			if wait, ok := fetch.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-				return nil, fmt.Errorf("%w%s", &refresh.RetryAfterError{Status: resp.StatusCode, Wait: wait}, detail)
-			}
-			return nil, fmt.Errorf("%s%s", resp.Status, detail)
 		default:
+			if ra := fetch.RetryAfter(resp); ra != nil {
+				return nil, fmt.Errorf("%w%s", ra, detail)
+			}
 			return nil, fmt.Errorf("%s%s", resp.Status, detail)
 		}
 	}
-
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.maxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the response: %w", err)
-	}
-	if int64(len(body)) > s.maxBytes {
+	switch {
+	case errors.Is(err, fetch.ErrTooLarge):
 		return nil, fmt.Errorf("the response is over the %d-byte limit", s.maxBytes)
+	case err != nil:
+		return nil, fmt.Errorf("reading the response: %w", err)
 	}
 	var r stytchPolicyResponse
 	if err := json.Unmarshal(body, &r); err != nil {

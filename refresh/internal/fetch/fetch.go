@@ -4,10 +4,12 @@
 package fetch
 
 import (
+	"compress/gzip"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +17,69 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rolecall/rolecall/refresh"
 )
+
+// UserAgent is sent with every request.
+const UserAgent = "rolecall"
+
+// ErrTooLarge is returned by Do when a body is over its limit.
+var ErrTooLarge = errors.New("body over the size limit")
+
+// Do sends req with rolecall's User-Agent, accepting gzip, and reads the
+// decoded body, at most limit bytes of it. A transport error comes back with
+// a nil response; a failed read comes back with the response, so that its
+// status is known, and the error (ErrTooLarge beyond the limit). The body
+// is closed either way.
+func Do(client *http.Client, req *http.Request, limit int64) (*http.Response, []byte, error) {
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	var body io.Reader = resp.Body
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return resp, nil, fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+	}
+	data, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		return resp, data[:limit], ErrTooLarge
+	}
+	return resp, data, err
+}
+
+// RetryAfter returns a *refresh.RetryAfterError when resp is a 429 or 503
+// that says when to come back, and nil otherwise.
+func RetryAfter(resp *http.Response) error {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return nil
+	}
+	wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if !ok {
+		return nil
+	}
+	return &refresh.RetryAfterError{Status: resp.StatusCode, Wait: wait}
+}
+
+// Redact replaces every non-empty secret in s with "[redacted]".
+func Redact(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	return s
+}
 
 // TLSFiles names the PEM files of a client's TLS settings.
 type TLSFiles struct {
@@ -81,8 +145,8 @@ func Scrub(err error, full, redacted string) error {
 	return errors.New(strings.ReplaceAll(err.Error(), full, redacted))
 }
 
-// RetryAfter parses a Retry-After value: seconds or an HTTP date.
-func RetryAfter(v string, now time.Time) (time.Duration, bool) {
+// parseRetryAfter parses a Retry-After value: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
