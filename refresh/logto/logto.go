@@ -78,6 +78,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/internal/fetch"
@@ -94,8 +97,7 @@ const (
 	// costs one request.
 	logtoMaxListItems = 1_000_000
 	logtoMaxBody      = 32 << 20 // one page of at most 100 entities
-	logtoMaxTokenBody = 1 << 20
-	logtoParallel     = 4 // concurrent Management API requests
+	logtoParallel     = 4        // concurrent Management API requests
 )
 
 // Config configures a Logto upstream.
@@ -676,70 +678,59 @@ func (l *Upstream) dropToken(tok string) {
 	l.mu.Unlock()
 }
 
-// requestToken runs the client credentials grant for the Management API.
+// requestToken runs the client credentials grant for the Management API:
+// client id and secret in HTTP basic auth, resource and scope "all" in the
+// form.
 func (l *Upstream) requestToken(ctx context.Context) (string, time.Duration, error) {
-	form := url.Values{
-		"grant_type": {"client_credentials"},
-		"resource":   {l.resource},
-		"scope":      {"all"},
+	cc := clientcredentials.Config{
+		ClientID:       l.appID,
+		ClientSecret:   l.secret,
+		TokenURL:       l.tokenURL,
+		Scopes:         []string{"all"},
+		EndpointParams: url.Values{"resource": {l.resource}},
+		AuthStyle:      oauth2.AuthStyleInHeader,
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.tokenURL, strings.NewReader(form.Encode()))
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, l.client))
 	if err != nil {
-		return "", 0, fmt.Errorf("logto: token request: %w", err)
+		return "", 0, l.tokenError(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: client id and secret are form-encoded, then basic.
-	req.SetBasicAuth(url.QueryEscape(l.appID), url.QueryEscape(l.secret))
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return "", 0, fmt.Errorf("logto: token request to %s: %w", l.tokenURL, err)
-	}
-	body, err := logtoReadBody(resp.Body, logtoMaxTokenBody)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}
-		_ = json.Unmarshal(body, &e)
-		detail := ""
-		if e.Error != "" {
-			detail = " " + e.Error
-			if e.Description != "" {
-				detail += ": " + e.Description
-			}
-		}
-		// The server never sees the secret in clear text in the form, but do
-		// not echo it should it appear in what the server says.
-		detail = strings.ReplaceAll(detail, l.secret, "[redacted]")
-		if len(detail) > 300 {
-			detail = detail[:300] + "…"
-		}
-		if resp.StatusCode == http.StatusUnauthorized || e.Error == "invalid_client" {
-			return "", 0, fmt.Errorf("logto: token endpoint %s refused the credentials of application %q (HTTP %d%s): check AppID and AppSecret", l.tokenURL, l.appID, resp.StatusCode, detail)
-		}
-		return "", 0, fmt.Errorf("logto: token endpoint %s answered HTTP %d%s (resource %q, scope \"all\")", l.tokenURL, resp.StatusCode, detail, l.resource)
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("logto: token endpoint %s: %w", l.tokenURL, err)
-	}
-	var t struct {
-		AccessToken string   `json:"access_token"`
-		TokenType   string   `json:"token_type"`
-		ExpiresIn   *float64 `json:"expires_in"`
-	}
-	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" {
-		return "", 0, fmt.Errorf("logto: token endpoint %s: the answer has no access_token", l.tokenURL)
-	}
-	if t.TokenType != "" && !strings.EqualFold(t.TokenType, "Bearer") {
-		return "", 0, fmt.Errorf("logto: token endpoint %s issued a %q token, not a bearer token", l.tokenURL, t.TokenType)
+	if t := tok.TokenType; t != "" && !strings.EqualFold(t, "Bearer") {
+		return "", 0, fmt.Errorf("logto: token endpoint %s issued a %q token, not a bearer token", l.tokenURL, t)
 	}
 	var ttl time.Duration
-	if t.ExpiresIn != nil && *t.ExpiresIn > 0 {
-		ttl = time.Duration(*t.ExpiresIn * float64(time.Second))
+	if !tok.Expiry.IsZero() {
+		ttl = time.Until(tok.Expiry)
 	}
-	return t.AccessToken, ttl, nil
+	return tok.AccessToken, ttl, nil
+}
+
+// tokenError says why the token endpoint gave no token, never quoting the
+// secret even should it appear in what the server says.
+func (l *Upstream) tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		msg := fetch.Redact(err.Error(), l.secret)
+		if strings.Contains(msg, "missing access_token") {
+			return fmt.Errorf("logto: token endpoint %s: the answer has no access_token", l.tokenURL)
+		}
+		return fmt.Errorf("logto: token request to %s: %s", l.tokenURL, msg)
+	}
+	detail := ""
+	if re.ErrorCode != "" {
+		detail = " " + re.ErrorCode
+		if re.ErrorDescription != "" {
+			detail += ": " + re.ErrorDescription
+		}
+	}
+	detail = fetch.Redact(detail, l.secret)
+	if len(detail) > 300 {
+		detail = detail[:300] + "…"
+	}
+	status := re.Response.StatusCode
+	if status == http.StatusUnauthorized || re.ErrorCode == "invalid_client" {
+		return fmt.Errorf("logto: token endpoint %s refused the credentials of application %q (HTTP %d%s): check AppID and AppSecret", l.tokenURL, l.appID, status, detail)
+	}
+	return fmt.Errorf("logto: token endpoint %s answered HTTP %d%s (resource %q, scope \"all\")", l.tokenURL, status, detail, l.resource)
 }
 
 // ---- conversion ----
