@@ -67,7 +67,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -621,15 +620,6 @@ func (l *Upstream) get(ctx context.Context, path string, q url.Values) ([]byte, 
 		}
 		return body, resp.Header, nil
 	}
-}
-
-// logtoReadBody reads at most limit bytes and fails beyond.
-func logtoReadBody(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err == nil && int64(len(b)) > limit {
-		err = fmt.Errorf("the answer is larger than %d bytes", limit)
-	}
-	return b, err
 }
 
 // logtoAPIError renders Logto's error body {"code", "message"} briefly.
