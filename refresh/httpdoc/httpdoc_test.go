@@ -497,7 +497,7 @@ func TestHTTPMutualTLS(t *testing.T) {
 	}
 }
 
-func TestNewHTTPReportsEveryProblem(t *testing.T) {
+func TestNewReportsEveryProblem(t *testing.T) {
 	_, err := httpdoc.New(httpdoc.Config{URL: "ftp://user:pw@host/x?token=abc", BearerTokenFile: "a", BearerTokenEnv: "B", ClientCertFile: "c"})
 	for _, want := range []string{"want an http(s) URL", "not in the URL", "from a file or an environment variable, not both", "both its certificate and key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {

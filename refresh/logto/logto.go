@@ -680,7 +680,7 @@ func (l *Upstream) requestToken(ctx context.Context) (string, time.Duration, err
 		EndpointParams: url.Values{"resource": {l.resource}},
 		AuthStyle:      oauth2.AuthStyleInHeader,
 	}
-	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, l.client))
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, fetch.WithUserAgent(l.client)))
 	if err != nil {
 		return "", 0, l.tokenError(err)
 	}
@@ -725,7 +725,7 @@ func (l *Upstream) tokenError(err error) error {
 
 // ---- conversion ----
 
-// policy converts the tenant state; see the Logto type for the rules.
+// policy converts the tenant state; see the Upstream type for the rules.
 func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) {
 	p := &pdp.Policy{}
 	// Every problem is reported, not only the first: a tenant is fixed in one

@@ -345,6 +345,9 @@ func (f *logtoFake) token(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tokenCalls++
+	if ua := r.Header.Get("User-Agent"); ua != "rolecall" {
+		f.t.Errorf("token request User-Agent %q, want rolecall", ua)
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
 		f.t.Errorf("token request Content-Type %q", ct)
 	}
@@ -1126,7 +1129,7 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 func TestLogtoConfig(t *testing.T) {
 	_, err := logto.New(logto.Config{})
 	if err == nil {
-		t.Fatal("NewLogto accepted an empty config")
+		t.Fatal("New accepted an empty config")
 	}
 	for _, want := range []string{"Endpoint is required", "AppID is required", "AppSecret is required"} {
 		if !strings.Contains(err.Error(), want) {
@@ -1139,7 +1142,7 @@ func TestLogtoConfig(t *testing.T) {
 		TokenEndpoint: "https://user:pw@auth.example.com/oidc/token", PageSize: 101, OrganizationResource: " org",
 	})
 	if err == nil {
-		t.Fatal("NewLogto accepted a bad config")
+		t.Fatal("New accepted a bad config")
 	}
 	for _, want := range []string{"Endpoint must use https", "TokenEndpoint must not carry credentials", "PageSize 101", "OrganizationResource"} {
 		if !strings.Contains(err.Error(), want) {

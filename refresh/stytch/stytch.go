@@ -405,7 +405,7 @@ func (c *stytchConverter) add(path, format string, args ...any) {
 }
 
 // convertStytchPolicy converts Stytch's policy as Stytch documents it; see
-// the Stytch type for the rules.
+// the Upstream type for the rules.
 func convertStytchPolicy(sp *stytchPolicy) (*pdp.Policy, error) {
 	c := &stytchConverter{
 		resources: map[string]int{},

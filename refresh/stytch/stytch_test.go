@@ -656,7 +656,7 @@ func TestStytchConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			up, err := stytch.New(tc.cfg)
 			if err == nil {
-				t.Fatalf("NewStytch succeeded: %v", up)
+				t.Fatalf("New succeeded: %v", up)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

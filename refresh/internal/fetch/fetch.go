@@ -58,6 +58,27 @@ func Do(client *http.Client, req *http.Request, limit int64) (*http.Response, []
 	return resp, data, err
 }
 
+// WithUserAgent returns a copy of client whose requests carry rolecall's
+// User-Agent, for requests that other libraries send (the OAuth token
+// request).
+func WithUserAgent(client *http.Client) *http.Client {
+	c := *client
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = userAgent{base}
+	return &c
+}
+
+type userAgent struct{ base http.RoundTripper }
+
+func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", UserAgent)
+	return u.base.RoundTrip(r)
+}
+
 // RetryAfter returns a *refresh.RetryAfterError when resp is a 429 or 503
 // that says when to come back, and nil otherwise.
 func RetryAfter(resp *http.Response) error {
