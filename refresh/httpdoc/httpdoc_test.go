@@ -17,7 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,7 +57,7 @@ type fakeUpstream struct {
 	closed  string // an address where nothing listens
 	fault   atomic.Int32
 	hits    atomic.Int64
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	body    string
 	etag    string
 	lastINM string

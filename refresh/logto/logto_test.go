@@ -12,8 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -113,7 +114,7 @@ type logtoFake struct {
 	srv                     *httptest.Server
 	appID, secret, resource string
 
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	tenant fakeLogtoTenant
 	// legacyOrgRoles lists organization roles without embedded scopes, as
 	// Logto versions before organization resource scopes did.
@@ -1031,6 +1032,19 @@ func TestLogtoRenewsARevokedToken(t *testing.T) {
 	}
 }
 
+func TestLogtoHonoursRetryAfter(t *testing.T) {
+	f := newLogtoFake(t, logtoBookstore())
+	f.setFault(func(w http.ResponseWriter, _ *http.Request, _, _ int, _ []any) bool {
+		logtoJSON(w, http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, map[string]any{"code": "too_many_requests"})
+		return true
+	})
+	_, err := newLogtoUpstream(t, f, nil).Fetch(context.Background(), "")
+	var ra *refresh.RetryAfterError
+	if !errors.As(err, &ra) || ra.Wait != 7*time.Second {
+		t.Errorf("Fetch = %v, want a RetryAfterError of 7s", err)
+	}
+}
+
 func TestLogtoRoleNameCollision(t *testing.T) {
 	tn := logtoBookstore()
 	// A global user role named like the organization role "admin".
@@ -1171,7 +1185,7 @@ func TestLogtoConfig(t *testing.T) {
 type logtoLoopbackTransport struct {
 	addr  string
 	hosts *[]string
-	mu    *gosync.Mutex
+	mu    *sync.Mutex
 }
 
 func (t logtoLoopbackTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -1189,7 +1203,7 @@ func TestLogtoCloudDefaults(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	f.update(func(*fakeLogtoTenant) { f.resource = "https://rolecall-test.logto.app/api" }) // Logto Cloud's per-tenant indicator
 	var hosts []string
-	tr := logtoLoopbackTransport{addr: f.srv.Listener.Addr().String(), hosts: &hosts, mu: &gosync.Mutex{}}
+	tr := logtoLoopbackTransport{addr: f.srv.Listener.Addr().String(), hosts: &hosts, mu: &sync.Mutex{}}
 	l, err := logto.New(logto.Config{
 		Endpoint: "https://rolecall-test.logto.app", AppID: logtoTestAppID, AppSecret: logtoTestSecret,
 		HTTPClient: &http.Client{Transport: tr},
