@@ -257,31 +257,6 @@ func TestNewReportsEveryConfigProblem(t *testing.T) {
 	}
 }
 
-func TestFileUpstreamTagsContent(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "p.json")
-	writeFile(t, path, `{"revision": "j"}`)
-	up := file.New(path)
-	doc, err := up.Fetch(t.Context(), "")
-	if err != nil || doc.Format != "json" || string(doc.Data) != `{"revision": "j"}` {
-		t.Fatalf("Fetch = %+v, %v", doc, err)
-	}
-	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
-		t.Errorf("Fetch of the same content: err = %v, want ErrNotModified", err)
-	}
-	// Rewriting identical bytes moves the modification time but is no change.
-	future := time.Now().Add(time.Hour)
-	if err := os.Chtimes(path, future, future); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
-		t.Errorf("Fetch after touching the file: err = %v, want ErrNotModified", err)
-	}
-	if _, err := file.New(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("Fetch of a directory: err = %v", err)
-	}
-}
-
 // A warm start uses the cached binary snapshot when it is good, and compiles
 // the cached document when it is not.
 func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
