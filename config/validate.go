@@ -195,43 +195,7 @@ func (c *Config) Validate() error {
 // validateUpstream checks policy.upstream and what its kind needs. The
 // upstream is never quoted in errors: an http(s) URL may carry credentials.
 func (c *Config) validateUpstream(bad func(path, format string, args ...any)) {
-	const path = "policy.upstream"
-	src := c.Policy.Upstream
-	if strings.TrimSpace(src) == "" {
-		bad(path, "required: a file path, file://PATH, http(s)://HOST/PATH, stytch://PROJECT_ID or logto://TENANT_HOST")
-		return
-	}
-	scheme, rest, hasScheme := strings.Cut(src, "://")
-	if !hasScheme {
-		return // a file path
-	}
-	switch scheme {
-	case "file":
-		if rest == "" {
-			bad(path, "want file://PATH")
-		}
-	case "http", "https":
-		u, err := url.Parse(src)
-		switch {
-		case err != nil || u.Host == "":
-			bad(path, "want %s://HOST/PATH", scheme)
-		case u.User != nil:
-			bad(path, "credentials belong in policy.http (a *_file or *_env key), not in the URL")
-		}
-	case "stytch":
-		if strings.Trim(rest, "/") == "" {
-			bad(path, "want stytch://PROJECT_ID")
-		}
-	case "logto":
-		if u, err := url.Parse("https://" + strings.TrimSuffix(rest, "/")); err != nil || u.Host == "" || u.User != nil {
-			bad(path, "want logto://TENANT_HOST")
-		}
-		if c.Policy.Logto.AppID == "" {
-			bad("policy.logto.app_id", "required by a logto:// upstream: the id of a machine-to-machine app with Management API access")
-		}
-	default:
-		bad(path, "unknown scheme %q: want a file path, file://, http://, https://, stytch:// or logto://", scheme)
-	}
+	c.Policy.validateUpstreamKind(bad)
 }
 
 // envName checks that name, when set, is the name of an environment

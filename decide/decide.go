@@ -14,7 +14,7 @@ import (
 
 	"github.com/rolecall/rolecall/decisionlog"
 	"github.com/rolecall/rolecall/pdp"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/token"
 )
 
@@ -36,7 +36,7 @@ func argumentErrorf(format string, args ...any) error {
 
 // StatusSource reports the state of the policy being served.
 type StatusSource interface {
-	Status() policysync.Status
+	Status() refresh.Status
 }
 
 // Options configures a Decider. The zero value is usable.
@@ -148,7 +148,7 @@ func (d *Decider) ListPermissions(ctx context.Context, subject, org, resource st
 
 // Status is the state of the policy being served and of the token issuers.
 type Status struct {
-	policysync.Status
+	refresh.Status
 	// Issuers is nil when no issuer is configured.
 	Issuers []token.IssuerStatus
 }
@@ -159,7 +159,7 @@ func (d *Decider) PolicyStatus(src StatusSource) Status {
 	if src != nil {
 		st.Status = src.Status()
 	} else if snap := d.engine.Snapshot(); snap != nil {
-		st.Status = policysync.Status{Loaded: true, Revision: snap.Revision(), Counts: snap.Counts()}
+		st.Status = refresh.Status{Loaded: true, Revision: snap.Revision(), Counts: snap.Counts()}
 	}
 	if d.tokens != nil {
 		st.Issuers = d.tokens.Status()

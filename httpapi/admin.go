@@ -7,16 +7,11 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +20,7 @@ import (
 	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/internal/v1conv"
 	"github.com/rolecall/rolecall/metrics"
+	"github.com/rolecall/rolecall/refresh/logto"
 )
 
 // Refresher is what the admin endpoints need of the policy refresher.
@@ -57,9 +53,6 @@ type AdminOptions struct {
 	Logger *slog.Logger
 }
 
-// maxWebhookBytes bounds a webhook body; Logto's events are a few KiB.
-const maxWebhookBytes = 1 << 20
-
 // AdminHandler serves the admin endpoints, meant for loopback:
 //
 //	GET  /healthz              the process is alive
@@ -88,7 +81,7 @@ func AdminHandler(dec *decide.Decider, opts AdminOptions) http.Handler {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("POST /v1/refresh", a.refresh)
-	mux.HandleFunc("POST /v1/webhooks/logto", a.logtoWebhook)
+	mux.Handle("POST /v1/webhooks/logto", logto.WebhookHandler(opts.LogtoWebhookKey, func() { opts.Refresher.Trigger() }, opts.Logger))
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", metrics.Handler(opts.Gatherer))
 	}
@@ -150,78 +143,6 @@ func (a *admin) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.writeStatus(w, r.Context(), http.StatusOK)
-}
-
-// logtoWebhook verifies a Logto webhook (logto-signature-sha-256: the hex
-// HMAC-SHA256 of the raw body under the signing key) and triggers a refresh
-// for events that can change permissions. Logto sends no event when a role
-// is assigned, so the periodic refresh stays the source of truth; webhooks
-// only make changes arrive sooner. A replayed body can at most cause one
-// more refresh.
-func (a *admin) logtoWebhook(w http.ResponseWriter, r *http.Request) {
-	if len(a.opts.LogtoWebhookKey) == 0 {
-		http.NotFound(w, r)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body over 1 MiB"})
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unreadable body"})
-		return
-	}
-	if !validLogtoSignature(a.opts.LogtoWebhookKey, body, r.Header.Get("logto-signature-sha-256")) {
-		a.opts.Logger.Warn("Logto webhook refused: missing or wrong signature", "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong logto-signature-sha-256"})
-		return
-	}
-	var ev struct {
-		Event string `json:"event"`
-	}
-	if err := json.Unmarshal(body, &ev); err != nil || ev.Event == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "not a Logto webhook event"})
-		return
-	}
-	if !permissionEvent(ev.Event) {
-		writeJSON(w, http.StatusOK, map[string]any{"event": ev.Event, "refresh": false})
-		return
-	}
-	a.opts.Logger.Info("Logto webhook: refreshing the policy", "event", ev.Event)
-	a.opts.Refresher.Trigger()
-	writeJSON(w, http.StatusAccepted, map[string]any{"event": ev.Event, "refresh": true})
-}
-
-// validLogtoSignature reports whether header is the hex HMAC-SHA256 of body
-// under key. With no key nothing is valid.
-func validLogtoSignature(key, body []byte, header string) bool {
-	if len(key) == 0 {
-		return false
-	}
-	got, err := hex.DecodeString(strings.TrimSpace(header))
-	if err != nil || len(got) != sha256.Size {
-		return false
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
-}
-
-// permissionEvent reports whether a Logto event can change what the policy
-// grants.
-func permissionEvent(event string) bool {
-	for _, prefix := range []string{"Role.", "Scope.", "OrganizationRole.", "OrganizationScope."} {
-		if strings.HasPrefix(event, prefix) {
-			return true
-		}
-	}
-	switch event {
-	case "Organization.Membership.Updated", "Organization.Deleted", "User.Deleted":
-		return true
-	}
-	return false
 }
 
 func writeText(w http.ResponseWriter, code int, text string) {

@@ -17,13 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rolecall/rolecall/pdp"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/token"
 )
 
 // Sources are read at every scrape. Any may be nil.
 type Sources struct {
-	Policy      func() policysync.Status
+	Policy      func() refresh.Status
 	Tokens      func() token.Stats
 	DecisionLog func() (written, dropped uint64)
 	// Now defaults to time.Now.

@@ -16,7 +16,7 @@ import (
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/token"
 	"github.com/rolecall/rolecall/token/devissuer"
 )
@@ -27,17 +27,17 @@ type upstream struct{ answers []error }
 
 func (u *upstream) String() string { return "file:/etc/rolecall/bookstore.yaml" }
 
-func (u *upstream) Fetch(_ context.Context, etag string) (policysync.Document, error) {
+func (u *upstream) Fetch(_ context.Context, etag string) (refresh.Document, error) {
 	err := u.answers[0]
 	u.answers = u.answers[1:]
 	if err != nil {
-		return policysync.Document{}, err
+		return refresh.Document{}, err
 	}
 	if etag != "" {
-		return policysync.Document{}, policysync.ErrNotModified
+		return refresh.Document{}, refresh.ErrNotModified
 	}
 	data, rerr := os.ReadFile("../examples/bookstore.yaml")
-	return policysync.Document{Data: data, Format: policyfile.YAML, ETag: "e1"}, rerr
+	return refresh.Document{Data: data, Format: policyfile.YAML, ETag: "e1"}, rerr
 }
 
 // A scripted series of syncs, decisions and token validations, and the
@@ -47,7 +47,7 @@ func TestExpositionAfterAScriptedSeries(t *testing.T) {
 	clock := func() time.Time { return now }
 
 	engine := &pdp.Engine{}
-	ref, err := policysync.New(policysync.Config{Upstream: &upstream{answers: []error{nil, nil, errors.New("upstream down")}}, Engine: engine, Now: clock})
+	ref, err := refresh.New(refresh.Config{Upstream: &upstream{answers: []error{nil, nil, errors.New("upstream down")}}, Engine: engine, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

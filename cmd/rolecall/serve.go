@@ -28,8 +28,8 @@ import (
 	"github.com/rolecall/rolecall/httpapi"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/routes"
-	policysync "github.com/rolecall/rolecall/sync"
 	"github.com/rolecall/rolecall/token"
 )
 
@@ -150,13 +150,13 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		return usageError("log level %q: %v", cfg.Log.Level, err)
 	}
 	log := newLogger(sio.err, &level, cfg.Log.Format)
-	upstream, interval, err := buildUpstream(cfg.Policy)
+	upstream, interval, err := cfg.Policy.NewUpstream()
 	if err != nil {
 		return usageError("%v", err)
 	}
 	var webhookKey []byte
 	if cfg.Policy.Logto.WebhookKeyFile != "" || os.Getenv(config.EnvLogtoWebhookKey) != "" {
-		key, err := policysync.ReadSecret(cfg.Policy.Logto.WebhookKeyFile, config.EnvLogtoWebhookKey)
+		key, err := refresh.ReadSecret(cfg.Policy.Logto.WebhookKeyFile, config.EnvLogtoWebhookKey)
 		if err != nil {
 			return usageError("Logto webhook key: %v", err)
 		}
@@ -179,7 +179,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 
 	engine := &pdp.Engine{}
 	var srv *grpcapi.Server
-	ref, err := policysync.New(policysync.Config{
+	ref, err := refresh.New(refresh.Config{
 		Upstream:      upstream,
 		Engine:        engine,
 		Cache:         db,

@@ -2,13 +2,8 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/rolecall/rolecall/config"
-	policysync "github.com/rolecall/rolecall/sync"
 )
 
 // registerPolicyFlags binds the policy flags to p, so that flags given on the
@@ -36,52 +31,4 @@ func registerPolicyFlags(fs *flag.FlagSet, p *config.Policy, policyFile *string)
 	fs.StringVar(&p.Logto.AppSecretFile, "logto-app-secret-file", p.Logto.AppSecretFile, "logto upstream: `file` holding the app secret (default: $"+config.EnvLogtoAppSecret+")")
 	fs.StringVar(&p.Logto.Resource, "logto-resource", p.Logto.Resource, "logto upstream: Management API resource `indicator` (default by tenant)")
 	fs.StringVar(&p.Logto.WebhookKeyFile, "logto-webhook-key-file", p.Logto.WebhookKeyFile, "`file` holding the Logto webhook signing key (default: $"+config.EnvLogtoWebhookKey+"); enables POST /v1/webhooks/logto")
-}
-
-// buildUpstream returns the upstream p names and its refresh interval.
-func buildUpstream(p config.Policy) (policysync.Upstream, time.Duration, error) {
-	interval := p.RefreshInterval
-	orDefault := func(d time.Duration) time.Duration {
-		if interval > 0 {
-			return interval
-		}
-		return d
-	}
-	scheme, rest, hasScheme := strings.Cut(p.Upstream, "://")
-	if !hasScheme {
-		return policysync.NewFile(p.Upstream), orDefault(5 * time.Second), nil
-	}
-	switch scheme {
-	case "file":
-		return policysync.NewFile(rest), orDefault(5 * time.Second), nil
-	case "http", "https":
-		h := p.HTTP
-		up, err := policysync.NewHTTP(policysync.HTTPConfig{
-			URL: p.Upstream, Timeout: h.Timeout, MaxBytes: h.MaxBytes,
-			BearerTokenFile: h.BearerTokenFile, BearerTokenEnv: h.BearerTokenEnv,
-			BasicUser: h.BasicUser, BasicPasswordFile: h.BasicPasswordFile, BasicPasswordEnv: h.BasicPasswordEnv,
-			CAFile: h.CAFile, ClientCertFile: h.ClientCertFile, ClientKeyFile: h.ClientKeyFile,
-		})
-		return up, orDefault(policysync.DefaultInterval), err
-	case "stytch":
-		secret, err := policysync.ReadSecret(p.Stytch.SecretFile, config.EnvStytchSecret)
-		if err != nil {
-			return nil, 0, fmt.Errorf("stytch upstream: the project secret: %w (set it, or name --stytch-secret-file)", err)
-		}
-		up, err := policysync.NewStytch(policysync.StytchConfig{ProjectID: strings.Trim(rest, "/"), Secret: secret, BaseURL: p.Stytch.BaseURL})
-		return up, orDefault(policysync.DefaultInterval), err
-	case "logto":
-		secret, err := policysync.ReadSecret(p.Logto.AppSecretFile, config.EnvLogtoAppSecret)
-		if err != nil {
-			return nil, 0, fmt.Errorf("logto upstream: the app secret: %w (set it, or name --logto-app-secret-file)", err)
-		}
-		endpoint := "https://" + strings.TrimSuffix(rest, "/")
-		if u, err := url.Parse(endpoint); err != nil || u.Host == "" {
-			return nil, 0, fmt.Errorf("logto upstream %q: want logto://TENANT_HOST", p.Upstream)
-		}
-		up, err := policysync.NewLogto(policysync.LogtoConfig{Endpoint: endpoint, AppID: p.Logto.AppID, AppSecret: secret, Resource: p.Logto.Resource})
-		return up, orDefault(policysync.DefaultInterval), err
-	default:
-		return nil, 0, fmt.Errorf("upstream %q: unknown scheme %q (want a file path, http(s), stytch or logto)", p.Upstream, scheme)
-	}
 }

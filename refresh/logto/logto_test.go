@@ -1,4 +1,4 @@
-package sync_test
+package logto_test
 
 import (
 	"context"
@@ -12,15 +12,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
+	"github.com/rolecall/rolecall/refresh/logto"
 )
 
 // ---- a fake Logto tenant ----
@@ -111,7 +114,7 @@ type logtoFake struct {
 	srv                     *httptest.Server
 	appID, secret, resource string
 
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	tenant fakeLogtoTenant
 	// legacyOrgRoles lists organization roles without embedded scopes, as
 	// Logto versions before organization resource scopes did.
@@ -343,6 +346,9 @@ func (f *logtoFake) token(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tokenCalls++
+	if ua := r.Header.Get("User-Agent"); ua != "rolecall" {
+		f.t.Errorf("token request User-Agent %q, want rolecall", ua)
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
 		f.t.Errorf("token request Content-Type %q", ct)
 	}
@@ -684,20 +690,20 @@ func logtoBookstorePolicy() *pdp.Policy {
 
 // ---- helpers ----
 
-func newLogtoUpstream(t *testing.T, f *logtoFake, change func(*policysync.LogtoConfig)) *policysync.Logto {
+func newLogtoUpstream(t *testing.T, f *logtoFake, change func(*logto.Config)) *logto.Upstream {
 	t.Helper()
-	cfg := policysync.LogtoConfig{Endpoint: f.srv.URL, AppID: logtoTestAppID, AppSecret: logtoTestSecret, HTTPClient: f.srv.Client()}
+	cfg := logto.Config{Endpoint: f.srv.URL, AppID: logtoTestAppID, AppSecret: logtoTestSecret, HTTPClient: f.srv.Client()}
 	if change != nil {
 		change(&cfg)
 	}
-	l, err := policysync.NewLogto(cfg)
+	l, err := logto.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func logtoFetch(t *testing.T, l *policysync.Logto, etag string) policysync.Document {
+func logtoFetch(t *testing.T, l *logto.Upstream, etag string) refresh.Document {
 	t.Helper()
 	doc, err := l.Fetch(context.Background(), etag)
 	if err != nil {
@@ -710,7 +716,7 @@ func logtoDiff(want, got *pdp.Policy) string {
 	return cmp.Diff(want, got, cmpopts.IgnoreFields(pdp.Policy{}, "Revision"), cmpopts.EquateEmpty())
 }
 
-func logtoCompile(t *testing.T, doc policysync.Document) *pdp.Snapshot {
+func logtoCompile(t *testing.T, doc refresh.Document) *pdp.Snapshot {
 	t.Helper()
 	snap, err := policyfile.Compile(doc.Data, doc.Format)
 	if err != nil {
@@ -742,7 +748,7 @@ func TestLogtoConvertsBookstore(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	l := newLogtoUpstream(t, f, nil)
 	doc := logtoFetch(t, l, "")
-	if diff := logtoDiff(logtoBookstorePolicy(), parseDoc(t, doc)); diff != "" {
+	if diff := logtoDiff(logtoBookstorePolicy(), refreshtest.ParseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	if strings.Contains(string(doc.Data), "internal-app-secret") {
@@ -807,11 +813,11 @@ func TestLogtoReadsEveryPage(t *testing.T) {
 	f := newLogtoFake(t, logtoBulk())
 	whole := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
 	f.update(func(*fakeLogtoTenant) { f.pages = nil })
-	paged := logtoFetch(t, newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.PageSize = 2 }), "")
+	paged := logtoFetch(t, newLogtoUpstream(t, f, func(c *logto.Config) { c.PageSize = 2 }), "")
 	if string(paged.Data) != string(whole.Data) {
 		t.Fatalf("pages of 2 and of 100 give different documents:\n%s\n%s", paged.Data, whole.Data)
 	}
-	p := parseDoc(t, paged)
+	p := refreshtest.ParseDoc(t, paged)
 	if len(p.Subjects) != 10 || len(p.Organizations) != 5 {
 		t.Errorf("%d subjects and %d organizations, want 10 and 5", len(p.Subjects), len(p.Organizations))
 	}
@@ -858,7 +864,7 @@ func TestLogtoNotModifiedUntilTheTenantChanges(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	l := newLogtoUpstream(t, f, nil)
 	first := logtoFetch(t, l, "")
-	if _, err := l.Fetch(context.Background(), first.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if _, err := l.Fetch(context.Background(), first.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("unchanged tenant: Fetch = %v, want ErrNotModified", err)
 	}
 	f.update(func(tn *fakeLogtoTenant) {
@@ -872,7 +878,7 @@ func TestLogtoNotModifiedUntilTheTenantChanges(t *testing.T) {
 	logtoDecide(t, snap, []logtoCheck{
 		{pdp.Query{Subject: lgAlice, Resource: lgProducts, Action: "write:product"}, true, pdp.Granted, "product_admin"},
 	})
-	if _, err := l.Fetch(context.Background(), second.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if _, err := l.Fetch(context.Background(), second.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("Fetch with the new tag = %v, want ErrNotModified", err)
 	}
 }
@@ -949,7 +955,7 @@ func TestLogtoPartialReadIsAnError(t *testing.T) {
 				tc.answer(w, page, size, items)
 				return true
 			})
-			l := newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.PageSize = 2 })
+			l := newLogtoUpstream(t, f, func(c *logto.Config) { c.PageSize = 2 })
 			doc, err := l.Fetch(context.Background(), "")
 			if err == nil {
 				t.Fatalf("Fetch succeeded on a partial read; document:\n%s", doc.Data)
@@ -974,7 +980,7 @@ func TestLogtoPartialReadIsAnError(t *testing.T) {
 
 func TestLogtoRefusedCredentials(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
-	l := newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.AppSecret = "wrong-" + logtoTestSecret })
+	l := newLogtoUpstream(t, f, func(c *logto.Config) { c.AppSecret = "wrong-" + logtoTestSecret })
 	_, err := l.Fetch(context.Background(), "")
 	if err == nil {
 		t.Fatal("Fetch succeeded with a wrong secret")
@@ -991,7 +997,7 @@ func TestLogtoRefusedCredentials(t *testing.T) {
 	}
 
 	// A wrong resource indicator is a different, named problem.
-	l = newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.Resource = "https://other.logto.app/api" })
+	l = newLogtoUpstream(t, f, func(c *logto.Config) { c.Resource = "https://other.logto.app/api" })
 	if _, err := l.Fetch(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "invalid_target") || strings.Contains(err.Error(), logtoTestSecret) {
 		t.Errorf("wrong resource: error %v, want invalid_target without the secret", err)
 	}
@@ -1026,6 +1032,19 @@ func TestLogtoRenewsARevokedToken(t *testing.T) {
 	}
 }
 
+func TestLogtoHonoursRetryAfter(t *testing.T) {
+	f := newLogtoFake(t, logtoBookstore())
+	f.setFault(func(w http.ResponseWriter, _ *http.Request, _, _ int, _ []any) bool {
+		logtoJSON(w, http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, map[string]any{"code": "too_many_requests"})
+		return true
+	})
+	_, err := newLogtoUpstream(t, f, nil).Fetch(context.Background(), "")
+	var ra *refresh.RetryAfterError
+	if !errors.As(err, &ra) || ra.Wait != 7*time.Second {
+		t.Errorf("Fetch = %v, want a RetryAfterError of 7s", err)
+	}
+}
+
 func TestLogtoRoleNameCollision(t *testing.T) {
 	tn := logtoBookstore()
 	// A global user role named like the organization role "admin".
@@ -1033,7 +1052,7 @@ func TestLogtoRoleNameCollision(t *testing.T) {
 		Type: lgUserRole, ScopeIDs: []string{lgReadOrder}, UserIDs: []string{lgAlice}})
 	f := newLogtoFake(t, tn)
 	doc := logtoFetch(t, newLogtoUpstream(t, f, nil), "")
-	p := parseDoc(t, doc)
+	p := refreshtest.ParseDoc(t, doc)
 
 	want := logtoBookstorePolicy()
 	want.Roles[0].ID = "organization:admin"
@@ -1062,6 +1081,20 @@ func TestLogtoRoleNameCollision(t *testing.T) {
 	})
 	if _, err := newLogtoUpstream(t, f, nil).Fetch(context.Background(), ""); err == nil || !strings.Contains(err.Error(), `"organization:admin"`) {
 		t.Errorf("colliding prefixed name: Fetch = %v, want an error naming organization:admin", err)
+	}
+}
+
+func TestLogtoReportsEveryProblemAtOnce(t *testing.T) {
+	tn := logtoBookstore()
+	tn.Roles = append(tn.Roles,
+		fakeLogtoRole{ID: "rol-no-name", Type: lgUserRole},
+		fakeLogtoRole{ID: "rol-odd-type", Name: "odd", Type: "Robot"})
+	f := newLogtoFake(t, tn)
+	_, err := newLogtoUpstream(t, f, nil).Fetch(context.Background(), "")
+	for _, want := range []string{"role rol-no-name has no name", `role rol-odd-type ("odd") has type "Robot"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Fetch = %v, want an error containing %q", err, want)
+		}
 	}
 }
 
@@ -1094,10 +1127,10 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 		}
 	}
 
-	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *policysync.LogtoConfig) { c.JITImplicitRules = true }), "")
+	doc := logtoFetch(t, newLogtoUpstream(t, f, func(c *logto.Config) { c.JITImplicitRules = true }), "")
 	want := logtoBookstorePolicy()
 	want.Organizations[0].ImplicitRoles = []pdp.ImplicitRule{{EmailDomain: "acme.com", Roles: []string{"member"}}}
-	if diff := logtoDiff(want, parseDoc(t, doc)); diff != "" {
+	if diff := logtoDiff(want, refreshtest.ParseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	logtoDecide(t, logtoCompile(t, doc), []logtoCheck{
@@ -1108,9 +1141,9 @@ func TestLogtoJITImplicitRules(t *testing.T) {
 }
 
 func TestLogtoConfig(t *testing.T) {
-	_, err := policysync.NewLogto(policysync.LogtoConfig{})
+	_, err := logto.New(logto.Config{})
 	if err == nil {
-		t.Fatal("NewLogto accepted an empty config")
+		t.Fatal("New accepted an empty config")
 	}
 	for _, want := range []string{"Endpoint is required", "AppID is required", "AppSecret is required"} {
 		if !strings.Contains(err.Error(), want) {
@@ -1118,12 +1151,12 @@ func TestLogtoConfig(t *testing.T) {
 		}
 	}
 
-	_, err = policysync.NewLogto(policysync.LogtoConfig{
+	_, err = logto.New(logto.Config{
 		Endpoint: "http://auth.example.com", AppID: "app", AppSecret: logtoTestSecret,
 		TokenEndpoint: "https://user:pw@auth.example.com/oidc/token", PageSize: 101, OrganizationResource: " org",
 	})
 	if err == nil {
-		t.Fatal("NewLogto accepted a bad config")
+		t.Fatal("New accepted a bad config")
 	}
 	for _, want := range []string{"Endpoint must use https", "TokenEndpoint must not carry credentials", "PageSize 101", "OrganizationResource"} {
 		if !strings.Contains(err.Error(), want) {
@@ -1134,7 +1167,7 @@ func TestLogtoConfig(t *testing.T) {
 		t.Errorf("error %q contains the secret", err)
 	}
 
-	l, err := policysync.NewLogto(policysync.LogtoConfig{Endpoint: "https://auth.example.com/", AppID: "app", AppSecret: logtoTestSecret})
+	l, err := logto.New(logto.Config{Endpoint: "https://auth.example.com/", AppID: "app", AppSecret: logtoTestSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1152,7 +1185,7 @@ func TestLogtoConfig(t *testing.T) {
 type logtoLoopbackTransport struct {
 	addr  string
 	hosts *[]string
-	mu    *gosync.Mutex
+	mu    *sync.Mutex
 }
 
 func (t logtoLoopbackTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -1170,8 +1203,8 @@ func TestLogtoCloudDefaults(t *testing.T) {
 	f := newLogtoFake(t, logtoBookstore())
 	f.update(func(*fakeLogtoTenant) { f.resource = "https://rolecall-test.logto.app/api" }) // Logto Cloud's per-tenant indicator
 	var hosts []string
-	tr := logtoLoopbackTransport{addr: f.srv.Listener.Addr().String(), hosts: &hosts, mu: &gosync.Mutex{}}
-	l, err := policysync.NewLogto(policysync.LogtoConfig{
+	tr := logtoLoopbackTransport{addr: f.srv.Listener.Addr().String(), hosts: &hosts, mu: &sync.Mutex{}}
+	l, err := logto.New(logto.Config{
 		Endpoint: "https://rolecall-test.logto.app", AppID: logtoTestAppID, AppSecret: logtoTestSecret,
 		HTTPClient: &http.Client{Transport: tr},
 	})
@@ -1182,7 +1215,7 @@ func TestLogtoCloudDefaults(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 	doc := logtoFetch(t, l, "")
-	if diff := logtoDiff(logtoBookstorePolicy(), parseDoc(t, doc)); diff != "" {
+	if diff := logtoDiff(logtoBookstorePolicy(), refreshtest.ParseDoc(t, doc)); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 	tr.mu.Lock()

@@ -1,9 +1,7 @@
-package sync_test
+package stytch_test
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +19,9 @@ import (
 
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
+	"github.com/rolecall/rolecall/refresh/stytch"
 )
 
 const (
@@ -208,7 +208,7 @@ func stytchError(status int, typ, msg string) string {
 	return string(b)
 }
 
-func newStytch(t *testing.T, cfg policysync.StytchConfig) *policysync.Stytch {
+func newStytch(t *testing.T, cfg stytch.Config) *stytch.Upstream {
 	t.Helper()
 	if cfg.ProjectID == "" {
 		cfg.ProjectID = stytchProject
@@ -216,7 +216,7 @@ func newStytch(t *testing.T, cfg policysync.StytchConfig) *policysync.Stytch {
 	if cfg.Secret == "" {
 		cfg.Secret = stytchSecret
 	}
-	s, err := policysync.NewStytch(cfg)
+	s, err := stytch.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,31 +233,15 @@ func assertNoSecret(t *testing.T, what, s string) {
 	}
 }
 
-func parseDoc(t *testing.T, doc policysync.Document) *pdp.Policy {
-	t.Helper()
-	if doc.Format != policyfile.JSON {
-		t.Errorf("format = %q, want json", doc.Format)
-	}
-	sum := sha256.Sum256(doc.Data)
-	if want := "sha256:" + hex.EncodeToString(sum[:]); doc.ETag != want {
-		t.Errorf("etag = %q, want %q (the SHA-256 of the document)", doc.ETag, want)
-	}
-	p, err := policyfile.Parse(doc.Data, doc.Format)
-	if err != nil {
-		t.Fatalf("the document does not parse: %v\n%s", err, doc.Data)
-	}
-	return p
-}
-
 func TestStytchConvertsPolicy(t *testing.T) {
 	_, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL})
+	up := newStytch(t, stytch.Config{BaseURL: ts.URL})
 	doc, err := up.Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	got := parseDoc(t, doc)
+	got := refreshtest.ParseDoc(t, doc)
 	want := stytchWantPolicy()
 	// The document carries no revision; policyfile names it by content,
 	// which is a prefix of the ETag.
@@ -309,7 +293,7 @@ func TestStytchConvertsPolicy(t *testing.T) {
 
 func TestStytchSendsBasicAuthToPolicyEndpoint(t *testing.T) {
 	f, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL + "/"})
+	up := newStytch(t, stytch.Config{BaseURL: ts.URL + "/"})
 	if _, err := up.Fetch(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -332,14 +316,14 @@ func TestStytchSendsBasicAuthToPolicyEndpoint(t *testing.T) {
 
 func TestStytchETag(t *testing.T) {
 	f, ts := newFakeStytch(t, stytchPolicyJSON)
-	up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL})
+	up := newStytch(t, stytch.Config{BaseURL: ts.URL})
 	first, err := up.Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// Unchanged: no document.
-	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("unchanged policy with its etag: doc %q, err %v; want ErrNotModified", doc.ETag, err)
 	}
 	// Without an etag, the same document again.
@@ -349,7 +333,7 @@ func TestStytchETag(t *testing.T) {
 	}
 	// The same policy in another order is not a change.
 	f.set(reorderStytch(t, stytchPolicyJSON))
-	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, policysync.ErrNotModified) {
+	if doc, err := up.Fetch(t.Context(), first.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Fatalf("reordered policy with the previous etag: doc %q, err %v; want ErrNotModified", doc.ETag, err)
 	}
 	// A changed policy has a new etag.
@@ -433,11 +417,11 @@ func TestStytchDefinesReferencedResourcesAndActions(t *testing.T) {
 	  ]
 	}`)
 	_, ts := newFakeStytch(t, body)
-	doc, err := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL}).Fetch(t.Context(), "")
+	doc, err := newStytch(t, stytch.Config{BaseURL: ts.URL}).Fetch(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := parseDoc(t, doc)
+	got := refreshtest.ParseDoc(t, doc)
 	wantResources := []pdp.Resource{
 		{ID: "document", Description: "Documents", Actions: []string{"create", "download", "share"}},
 		{ID: "report", Actions: []string{"export", "read"}},
@@ -617,12 +601,12 @@ func TestStytchFetchErrors(t *testing.T) {
 			t.Parallel()
 			ts := httptest.NewServer(tc.handler)
 			t.Cleanup(ts.Close)
-			up := newStytch(t, policysync.StytchConfig{BaseURL: ts.URL, MaxBodyBytes: tc.maxBytes})
+			up := newStytch(t, stytch.Config{BaseURL: ts.URL, MaxBodyBytes: tc.maxBytes})
 			doc, err := up.Fetch(t.Context(), "")
 			if err == nil {
 				t.Fatalf("Fetch succeeded with %d bytes; want an error", len(doc.Data))
 			}
-			if errors.Is(err, policysync.ErrNotModified) {
+			if errors.Is(err, refresh.ErrNotModified) {
 				t.Fatalf("err = %v, want a failure", err)
 			}
 			msg := err.Error()
@@ -649,30 +633,30 @@ func TestStytchFetchErrors(t *testing.T) {
 func TestStytchConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  policysync.StytchConfig
+		cfg  stytch.Config
 		want []string
 	}{
-		{"nothing", policysync.StytchConfig{}, []string{"project id is required", "secret is required"}},
+		{"nothing", stytch.Config{}, []string{"project id is required", "secret is required"}},
 		{"secret with a trailing newline",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret + "\n"},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret + "\n"},
 			[]string{"secret has leading or trailing white space"}},
 		{"project id with a colon",
-			policysync.StytchConfig{ProjectID: "project:test", Secret: stytchSecret},
+			stytch.Config{ProjectID: "project:test", Secret: stytchSecret},
 			[]string{`project id "project:test"`}},
 		{"plain http to a remote host",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "http://api.stytch.com"},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "http://api.stytch.com"},
 			[]string{"must be https"}},
 		{"user info, query and a negative limit",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "https://" + stytchProject + ":" + stytchSecret + "@api.stytch.com/?k=" + stytchSecret, MaxBodyBytes: -1},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "https://" + stytchProject + ":" + stytchSecret + "@api.stytch.com/?k=" + stytchSecret, MaxBodyBytes: -1},
 			[]string{"must not carry user info", "must not have a query", "max body bytes -1"}},
 		{"not a URL",
-			policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "api.stytch.com"},
+			stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: "api.stytch.com"},
 			[]string{`base URL "api.stytch.com": want an https URL`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up, err := policysync.NewStytch(tc.cfg)
+			up, err := stytch.New(tc.cfg)
 			if err == nil {
-				t.Fatalf("NewStytch succeeded: %v", up)
+				t.Fatalf("New succeeded: %v", up)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -684,18 +668,18 @@ func TestStytchConfig(t *testing.T) {
 	}
 
 	for _, base := range []string{"", "https://api.stytch.com", "https://stytch-proxy.internal/stytch/", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:9"} {
-		if _, err := policysync.NewStytch(policysync.StytchConfig{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: base}); err != nil {
+		if _, err := stytch.New(stytch.Config{ProjectID: stytchProject, Secret: stytchSecret, BaseURL: base}); err != nil {
 			t.Errorf("base URL %q: %v", base, err)
 		}
 	}
 }
 
 func TestStytchStringHidesSecret(t *testing.T) {
-	up := newStytch(t, policysync.StytchConfig{BaseURL: "https://api.stytch.com"})
+	up := newStytch(t, stytch.Config{BaseURL: "https://api.stytch.com"})
 	if got := up.String(); got != "stytch:"+stytchProject {
 		t.Errorf("String() = %q, want stytch:%s", got, stytchProject)
 	}
-	var u policysync.Upstream = up
+	var u refresh.Upstream = up
 	for _, s := range []string{fmt.Sprint(u), fmt.Sprintf("%v %+v %#v %s", up, up, up, up)} {
 		assertNoSecret(t, "formatted upstream", s)
 	}
@@ -726,7 +710,7 @@ func TestStytchDefaultBaseURL(t *testing.T) {
 		{"project-live-6d2ba9a3", "https://api.stytch.com/v1/b2b/rbac/policy"},
 	} {
 		rt := &roundTrip{}
-		up, err := policysync.NewStytch(policysync.StytchConfig{ProjectID: tc.project, Secret: stytchSecret, HTTPClient: &http.Client{Transport: rt}})
+		up, err := stytch.New(stytch.Config{ProjectID: tc.project, Secret: stytchSecret, HTTPClient: &http.Client{Transport: rt}})
 		if err != nil {
 			t.Fatal(err)
 		}

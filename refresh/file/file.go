@@ -1,4 +1,6 @@
-package sync
+// Package file is the upstream that reads a YAML or JSON policy file from
+// the local file system.
+package file
 
 import (
 	"context"
@@ -8,20 +10,21 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/rolecall/rolecall/policyfile"
+	"github.com/rolecall/rolecall/refresh"
 )
 
-// File is an upstream reading a YAML or JSON policy file. Its ETag is the
+// Upstream is an upstream reading a YAML or JSON policy file. Its ETag is the
 // SHA-256 of the content, so an edit that changes nothing is not a change.
 // Between edits a poll costs one stat: the file is read again only when its
 // size or modification time moved.
-type File struct {
+type Upstream struct {
 	path string
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	lastStat fileStamp
 	lastETag string
 }
@@ -31,56 +34,56 @@ type fileStamp struct {
 	modTime time.Time
 }
 
-// NewFile returns an upstream for the policy file at path.
-func NewFile(path string) *File {
+// New returns an upstream for the policy file at path.
+func New(path string) *Upstream {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	return &File{path: path}
+	return &Upstream{path: path}
 }
 
-func (f *File) String() string { return "file:" + f.path }
+func (f *Upstream) String() string { return "file:" + f.path }
 
 // Fetch reads the file unless it is unchanged since the document tagged etag.
-func (f *File) Fetch(_ context.Context, etag string) (Document, error) {
+func (f *Upstream) Fetch(_ context.Context, etag string) (refresh.Document, error) {
 	fi, err := os.Stat(f.path)
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return Document{}, fmt.Errorf("%s is not a regular file", f.path)
+		return refresh.Document{}, fmt.Errorf("%s is not a regular file", f.path)
 	}
 	stamp := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
 	f.mu.Lock()
 	unchanged := etag != "" && etag == f.lastETag && stamp == f.lastStat
 	f.mu.Unlock()
 	if unchanged {
-		return Document{}, ErrNotModified
+		return refresh.Document{}, refresh.ErrNotModified
 	}
 
 	// Hash first, streaming, so that confirming a large unchanged file does
 	// not hold it in memory; read it only when it changed.
 	tag, err := f.hash()
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	f.mu.Lock()
 	f.lastStat, f.lastETag = stamp, tag
 	f.mu.Unlock()
 	if tag == etag {
-		return Document{}, ErrNotModified
+		return refresh.Document{}, refresh.ErrNotModified
 	}
 	data, err := os.ReadFile(f.path)
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
-	if contentTag(data) != tag {
-		return Document{}, fmt.Errorf("%s changed while it was read; the next poll reads it again", f.path)
+	if refresh.ContentTag(data) != tag {
+		return refresh.Document{}, fmt.Errorf("%s changed while it was read; the next poll reads it again", f.path)
 	}
-	return Document{Data: data, Format: policyfile.DetectFormat(f.path, data), ETag: tag}, nil
+	return refresh.Document{Data: data, Format: policyfile.DetectFormat(f.path, data), ETag: tag}, nil
 }
 
-func (f *File) hash() (string, error) {
+func (f *Upstream) hash() (string, error) {
 	fh, err := os.Open(f.path)
 	if err != nil {
 		return "", err

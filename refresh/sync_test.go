@@ -1,4 +1,4 @@
-package sync_test
+package refresh_test
 
 import (
 	"context"
@@ -13,15 +13,12 @@ import (
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/file"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 )
 
-const goodV1 = `
-revision: v1
-resources: [{id: orders, actions: [read, write]}]
-roles: [{id: reader, type: user, permissions: [{resource: orders, actions: [read]}]}]
-subjects: [{id: alice, roles: [reader]}]
-`
+const goodV1 = refreshtest.GoodV1
 
 const goodV2 = `
 revision: v2
@@ -44,21 +41,11 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func openCache(t *testing.T, path string) *cache.Cache {
-	t.Helper()
-	c, err := cache.Open(path, cache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 type rig struct {
 	dir, policy string
 	engine      *pdp.Engine
 	cache       *cache.Cache
-	ref         *policysync.Refresher
+	ref         *refresh.Refresher
 	loads       int
 }
 
@@ -69,15 +56,15 @@ func newRig(t *testing.T, content string) *rig {
 	if content != "" {
 		writeFile(t, r.policy, content)
 	}
-	r.cache = openCache(t, filepath.Join(dir, "rolecall.db"))
+	r.cache = refreshtest.OpenCache(t, filepath.Join(dir, "rolecall.db"))
 	r.ref = r.refresher(t)
 	return r
 }
 
-func (r *rig) refresher(t *testing.T) *policysync.Refresher {
+func (r *rig) refresher(t *testing.T) *refresh.Refresher {
 	t.Helper()
-	ref, err := policysync.New(policysync.Config{
-		Upstream: policysync.NewFile(r.policy),
+	ref, err := refresh.New(refresh.Config{
+		Upstream: file.New(r.policy),
 		Engine:   r.engine,
 		Cache:    r.cache,
 		Interval: 5 * time.Second,
@@ -180,7 +167,7 @@ func TestWarmStartServesCacheWhenSourceIsGone(t *testing.T) {
 
 	// A new process: fresh engine, cache reopened from the same file.
 	r.engine = &pdp.Engine{}
-	r.cache = openCache(t, dbPath)
+	r.cache = refreshtest.OpenCache(t, dbPath)
 	r.ref = r.refresher(t)
 	ok, err := r.ref.WarmStart()
 	if err != nil || !ok {
@@ -262,7 +249,7 @@ func TestRunPollsOnIntervalAndTrigger(t *testing.T) {
 }
 
 func TestNewReportsEveryConfigProblem(t *testing.T) {
-	_, err := policysync.New(policysync.Config{Interval: -time.Second})
+	_, err := refresh.New(refresh.Config{Interval: -time.Second})
 	for _, want := range []string{"Upstream is required", "Engine is required", "must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New(bad config) = %v, want it to mention %q", err, want)
@@ -270,36 +257,11 @@ func TestNewReportsEveryConfigProblem(t *testing.T) {
 	}
 }
 
-func TestFileUpstreamTagsContent(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "p.json")
-	writeFile(t, path, `{"revision": "j"}`)
-	up := policysync.NewFile(path)
-	doc, err := up.Fetch(t.Context(), "")
-	if err != nil || doc.Format != "json" || string(doc.Data) != `{"revision": "j"}` {
-		t.Fatalf("Fetch = %+v, %v", doc, err)
-	}
-	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, policysync.ErrNotModified) {
-		t.Errorf("Fetch of the same content: err = %v, want ErrNotModified", err)
-	}
-	// Rewriting identical bytes moves the modification time but is no change.
-	future := time.Now().Add(time.Hour)
-	if err := os.Chtimes(path, future, future); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, policysync.ErrNotModified) {
-		t.Errorf("Fetch after touching the file: err = %v, want ErrNotModified", err)
-	}
-	if _, err := policysync.NewFile(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("Fetch of a directory: err = %v", err)
-	}
-}
-
 // A warm start uses the cached binary snapshot when it is good, and compiles
 // the cached document when it is not.
 func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
 	dir := t.TempDir()
-	db := openCache(t, filepath.Join(dir, "rolecall.db"))
+	db := refreshtest.OpenCache(t, filepath.Join(dir, "rolecall.db"))
 	v1, err := policyfile.Compile([]byte(goodV1), policyfile.YAML)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +275,7 @@ func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
 	}
 	warm := func() string {
 		e := &pdp.Engine{}
-		ref, err := policysync.New(policysync.Config{Upstream: policysync.NewFile(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
+		ref, err := refresh.New(refresh.Config{Upstream: file.New(filepath.Join(dir, "p.yaml")), Engine: e, Cache: db})
 		if err != nil {
 			t.Fatal(err)
 		}

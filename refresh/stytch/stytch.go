@@ -1,4 +1,6 @@
-package sync
+// Package stytch is the upstream that reads a Stytch B2B project's RBAC
+// policy and converts it to the canonical policy document.
+package stytch
 
 // The Stytch B2B upstream. The response shape decoded here follows Stytch's
 // API reference and its own SDKs:
@@ -28,7 +30,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,10 +39,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/fetch"
 )
 
-// StytchConfig configures a Stytch B2B upstream.
-type StytchConfig struct {
+// Config configures a Stytch B2B upstream.
+type Config struct {
 	// ProjectID is the Stytch project, such as "project-test-…" or
 	// "project-live-…". Required; it is the basic-auth user and names the
 	// upstream in status and logs.
@@ -76,7 +79,7 @@ const (
 	stytchMaxProblems = 20
 )
 
-// Stytch is an upstream reading a Stytch B2B project's RBAC policy from the
+// Upstream is an upstream reading a Stytch B2B project's RBAC policy from the
 // Get RBAC Policy endpoint (GET {BaseURL}/v1/b2b/rbac/policy, HTTP basic
 // auth with the project id and secret) and converting it to rolecall's
 // canonical policy document, written as JSON by policyfile.MarshalJSON.
@@ -118,13 +121,13 @@ const (
 // not stop the sync.
 //
 // The document's ETag is "sha256:" and the hex SHA-256 of the canonical
-// bytes; Fetch returns ErrNotModified when it equals the etag asked about, so
+// bytes; Fetch returns refresh.ErrNotModified when it equals the etag asked about, so
 // an unchanged policy costs one request and no compile or cache write. The
 // document carries no revision: policyfile fills its content revision, which
 // is the "sha256:" and the first 16 hex digits of the same hash.
 //
-// A Stytch is safe for concurrent use.
-type Stytch struct {
+// An Upstream is safe for concurrent use.
+type Upstream struct {
 	projectID string
 	secret    string
 	basic     string // base64 of "project:secret", redacted from errors too
@@ -133,9 +136,9 @@ type Stytch struct {
 	maxBytes  int64
 }
 
-// NewStytch checks cfg, reporting every problem at once, and returns the
+// New checks cfg, reporting every problem at once, and returns the
 // upstream.
-func NewStytch(cfg StytchConfig) (*Stytch, error) {
+func New(cfg Config) (*Upstream, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("stytch upstream: "+format, args...))
@@ -171,7 +174,7 @@ func NewStytch(cfg StytchConfig) (*Stytch, error) {
 	maxBytes := cfg.MaxBodyBytes
 	switch {
 	case maxBytes == 0:
-		maxBytes = DefaultMaxBytes
+		maxBytes = refresh.DefaultMaxBytes
 	case maxBytes < 0:
 		bad("max body bytes %d: must not be negative", maxBytes)
 	}
@@ -188,7 +191,7 @@ func NewStytch(cfg StytchConfig) (*Stytch, error) {
 			},
 		}
 	}
-	return &Stytch{
+	return &Upstream{
 		projectID: cfg.ProjectID,
 		secret:    cfg.Secret,
 		basic:     base64.StdEncoding.EncodeToString([]byte(cfg.ProjectID + ":" + cfg.Secret)),
@@ -202,7 +205,7 @@ func NewStytch(cfg StytchConfig) (*Stytch, error) {
 func stytchEndpoint(base string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("base URL %q: want an https URL such as %s", redactURL(base), stytchLiveBaseURL)
+		return "", fmt.Errorf("base URL %q: want an https URL such as %s", fetch.RedactURL(base), stytchLiveBaseURL)
 	}
 	var problems []string
 	if u.User != nil {
@@ -211,79 +214,71 @@ func stytchEndpoint(base string) (string, error) {
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		problems = append(problems, "must not have a query or a fragment")
 	}
-	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !fetch.LoopbackHost(u.Hostname()) {
 		problems = append(problems, "must be https (plain http is allowed on a loopback host only): the secret would travel in clear text")
 	}
 	if len(problems) > 0 {
-		return "", fmt.Errorf("base URL %q: %s", redactURL(base), strings.Join(problems, "; "))
+		return "", fmt.Errorf("base URL %q: %s", fetch.RedactURL(base), strings.Join(problems, "; "))
 	}
 	return strings.TrimSuffix(u.String(), "/") + stytchPolicyPath, nil
 }
 
 // String names the upstream without secrets: "stytch:" and the project id.
-func (s *Stytch) String() string { return "stytch:" + s.projectID }
+func (s *Upstream) String() string { return "stytch:" + s.projectID }
 
 // GoString keeps %#v from printing the fields, the secret among them.
-func (s *Stytch) GoString() string { return "sync.Stytch(" + s.String() + ")" }
+func (s *Upstream) GoString() string { return "refresh.Stytch(" + s.String() + ")" }
 
 // Fetch gets the project's RBAC policy and converts it to a canonical policy
-// document. It returns ErrNotModified when the converted document is the one
+// document. It returns refresh.ErrNotModified when the converted document is the one
 // tagged etag.
-func (s *Stytch) Fetch(ctx context.Context, etag string) (Document, error) {
+func (s *Upstream) Fetch(ctx context.Context, etag string) (refresh.Document, error) {
 	p, err := s.fetchPolicy(ctx)
 	if err != nil {
-		return Document{}, s.scrub(fmt.Errorf("stytch: GET %s: %w", s.endpoint, err))
+		return refresh.Document{}, s.scrub(fmt.Errorf("stytch: GET %s: %w", s.endpoint, err))
 	}
-	return canonicalDocument("stytch", p, etag)
+	return refresh.CanonicalDocument("stytch", p, etag)
 }
 
 // scrub removes the secret (and the basic-auth token made from it) from an
 // error, in case anything on the way echoed it.
-func (s *Stytch) scrub(err error) error {
+func (s *Upstream) scrub(err error) error {
 	msg := err.Error()
 	if !strings.Contains(msg, s.secret) && !strings.Contains(msg, s.basic) {
 		return err
 	}
-	msg = strings.ReplaceAll(msg, s.basic, "[redacted]")
-	return errors.New(strings.ReplaceAll(msg, s.secret, "[redacted]"))
+	return errors.New(fetch.Redact(msg, s.basic, s.secret))
 }
 
-func (s *Stytch) fetchPolicy(ctx context.Context) (*pdp.Policy, error) {
+func (s *Upstream) fetchPolicy(ctx context.Context) (*pdp.Policy, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.SetBasicAuth(s.projectID, s.secret)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "rolecall")
-	resp, err := s.client.Do(req)
-	if err != nil {
+	resp, body, err := fetch.Do(s.client, req, s.maxBytes)
+	if resp == nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 
 	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, stytchMaxErrorBody))
-		detail := stytchErrorDetail(body)
+		detail := stytchErrorDetail(body[:min(len(body), stytchMaxErrorBody)])
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return nil, fmt.Errorf("%s: Stytch refused the credentials (project id %s and its secret)%s", resp.Status, s.projectID, detail)
-		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-			if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-				return nil, fmt.Errorf("%w%s", &RetryAfterError{Status: resp.StatusCode, Wait: wait}, detail)
-			}
-			return nil, fmt.Errorf("%s%s", resp.Status, detail)
 		default:
+			if ra := fetch.RetryAfter(resp); ra != nil {
+				return nil, fmt.Errorf("%w%s", ra, detail)
+			}
 			return nil, fmt.Errorf("%s%s", resp.Status, detail)
 		}
 	}
-
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.maxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the response: %w", err)
-	}
-	if int64(len(body)) > s.maxBytes {
+	switch {
+	case errors.Is(err, fetch.ErrTooLarge):
 		return nil, fmt.Errorf("the response is over the %d-byte limit", s.maxBytes)
+	case err != nil:
+		return nil, fmt.Errorf("reading the response: %w", err)
 	}
 	var r stytchPolicyResponse
 	if err := json.Unmarshal(body, &r); err != nil {
@@ -410,7 +405,7 @@ func (c *stytchConverter) add(path, format string, args ...any) {
 }
 
 // convertStytchPolicy converts Stytch's policy as Stytch documents it; see
-// the Stytch type for the rules.
+// the Upstream type for the rules.
 func convertStytchPolicy(sp *stytchPolicy) (*pdp.Policy, error) {
 	c := &stytchConverter{
 		resources: map[string]int{},

@@ -1,11 +1,8 @@
-// Package sync keeps the served policy fresh: it fetches documents from an
+// Package refresh keeps the served policy fresh: it fetches documents from an
 // upstream, validates and compiles them off to the side, persists each
 // accepted one to the cache, and swaps it into the engine. A document that
 // fails is never served; the last good policy stays.
-//
-// The package shadows the standard library's sync; callers that need both
-// import it as policysync.
-package sync
+package refresh
 
 import (
 	"context"
@@ -41,22 +38,22 @@ type Document struct {
 // changed since the one tagged with the given etag.
 var ErrNotModified = errors.New("policy not modified")
 
-// contentTag is the ETag of a document rolecall tags itself: its SHA-256.
-func contentTag(data []byte) string {
+// ContentTag is the ETag of a document rolecall tags itself: its SHA-256.
+func ContentTag(data []byte) string {
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// canonicalDocument writes p, converted from the upstream name, as the
+// CanonicalDocument writes p, converted from the upstream name, as the
 // canonical JSON document tagged with its content, or returns
 // ErrNotModified when that tag is etag: a reordered answer upstream is no
 // new policy.
-func canonicalDocument(name string, p *pdp.Policy, etag string) (Document, error) {
+func CanonicalDocument(name string, p *pdp.Policy, etag string) (Document, error) {
 	data, err := policyfile.MarshalJSON(p)
 	if err != nil {
 		return Document{}, fmt.Errorf("%s: writing the canonical policy: %w", name, err)
 	}
-	tag := contentTag(data)
+	tag := ContentTag(data)
 	if tag == etag {
 		return Document{}, ErrNotModified
 	}

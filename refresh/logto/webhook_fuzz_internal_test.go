@@ -1,4 +1,4 @@
-package httpapi
+package logto
 
 import (
 	"crypto/hmac"
@@ -29,16 +29,16 @@ func FuzzWebhookSignature(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, key, body []byte, header string) {
 		want := len(key) > 0 && strings.EqualFold(strings.TrimSpace(header), sign(key, body))
-		if got := validLogtoSignature(key, body, header); got != want {
-			t.Fatalf("validLogtoSignature(%q, %q, %q) = %v, want %v", key, body, header, got, want)
+		if got := validSignature(key, body, header); got != want {
+			t.Fatalf("validSignature(%q, %q, %q) = %v, want %v", key, body, header, got, want)
 		}
 		if len(key) == 0 {
 			return
 		}
-		if !validLogtoSignature(key, body, sign(key, body)) {
+		if !validSignature(key, body, sign(key, body)) {
 			t.Fatalf("the body's own signature is refused")
 		}
-		if validLogtoSignature(key, append(body, 'x'), sign(key, body)) {
+		if validSignature(key, append(body, 'x'), sign(key, body)) {
 			t.Fatalf("a signature verified a changed body")
 		}
 	})

@@ -1,4 +1,7 @@
-package sync
+// Package logto is the upstream that reads a Logto tenant's RBAC state and
+// converts it to the canonical policy document, and the handler of Logto's
+// webhooks that asks for a refresh when that state changes.
+package logto
 
 // The Logto upstream reads a tenant's whole RBAC state through the Logto
 // Management API and converts it to the canonical policy document.
@@ -64,18 +67,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/internal/fetch"
 )
 
 // DefaultLogtoOrganizationResource is the canonical resource id that carries
@@ -89,12 +96,11 @@ const (
 	// costs one request.
 	logtoMaxListItems = 1_000_000
 	logtoMaxBody      = 32 << 20 // one page of at most 100 entities
-	logtoMaxTokenBody = 1 << 20
-	logtoParallel     = 4 // concurrent Management API requests
+	logtoParallel     = 4        // concurrent Management API requests
 )
 
-// LogtoConfig configures a Logto upstream.
-type LogtoConfig struct {
+// Config configures a Logto upstream.
+type Config struct {
 	// Endpoint is the tenant URL, such as https://your-tenant.logto.app or a
 	// self-hosted https://auth.example.com. Required. Plain http is accepted
 	// only for loopback hosts.
@@ -130,7 +136,7 @@ type LogtoConfig struct {
 	HTTPClient *http.Client
 }
 
-// Logto is an upstream reading a Logto tenant's RBAC state through the
+// Upstream is an upstream reading a Logto tenant's RBAC state through the
 // Management API and converting it to the canonical policy document.
 //
 // Every Fetch reads the whole state (Logto sends no event when a role is
@@ -162,12 +168,12 @@ type LogtoConfig struct {
 //   - An m2m application holding a role or belonging to an organization
 //     becomes a subject of type m2m with its application id (its client_id,
 //     the sub of its tokens), roles and memberships.
-//   - With JITImplicitRules, see LogtoConfig.
+//   - With JITImplicitRules, see Config.
 //
 // Everything is sorted, so equal tenant state gives byte-identical documents;
 // the document has no revision (loaders name it by its content), and its
 // ETag is "sha256:" + the hex SHA-256 of the document.
-type Logto struct {
+type Upstream struct {
 	endpoint    string // without a trailing slash
 	tokenURL    string
 	appID       string
@@ -178,14 +184,14 @@ type Logto struct {
 	jit         bool
 	client      *http.Client
 
-	mu       gosync.Mutex // guards the cached access token
+	mu       sync.Mutex // guards the cached access token
 	token    string
 	tokenExp time.Time // zero: until the API refuses it
 }
 
-// NewLogto checks cfg, reporting every problem at once, and returns the
+// New checks cfg, reporting every problem at once, and returns the
 // upstream.
-func NewLogto(cfg LogtoConfig) (*Logto, error) {
+func New(cfg Config) (*Upstream, error) {
 	var errs []error
 	endpoint, err := logtoCheckURL("Endpoint", cfg.Endpoint)
 	if err != nil {
@@ -234,7 +240,7 @@ func NewLogto(cfg LogtoConfig) (*Logto, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Logto{
+	return &Upstream{
 		endpoint:    endpoint,
 		tokenURL:    tokenURL,
 		appID:       cfg.AppID,
@@ -260,7 +266,7 @@ func logtoCheckURL(name, raw string) (string, error) {
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
 		return "", fmt.Errorf("logto: %s must be an absolute https URL such as https://your-tenant.logto.app", name)
-	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+	case u.Scheme == "http" && !fetch.LoopbackHost(u.Hostname()):
 		return "", fmt.Errorf("logto: %s must use https (plain http only on loopback)", name)
 	case u.User != nil:
 		return "", fmt.Errorf("logto: %s must not carry credentials; use AppID and AppSecret", name)
@@ -282,27 +288,27 @@ func logtoDefaultResource(endpoint string) string {
 	return "https://default.logto.app/api"
 }
 
-func (l *Logto) String() string { return "logto:" + l.endpoint }
+func (l *Upstream) String() string { return "logto:" + l.endpoint }
 
-// Fetch reads the tenant and returns its policy document, or ErrNotModified
+// Fetch reads the tenant and returns its policy document, or refresh.ErrNotModified
 // when the document is the one tagged etag.
-func (l *Logto) Fetch(ctx context.Context, etag string) (Document, error) {
+func (l *Upstream) Fetch(ctx context.Context, etag string) (refresh.Document, error) {
 	// Authenticate first, so that refused credentials are one clear error.
 	if _, err := l.accessToken(ctx); err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	st, err := l.read(ctx)
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	p, err := st.policy(l.orgResource, l.jit)
 	if err != nil {
-		return Document{}, err
+		return refresh.Document{}, err
 	}
 	if err := p.Validate(); err != nil {
-		return Document{}, fmt.Errorf("logto: the policy converted from %s is invalid (a conversion bug or an unexpected tenant state): %w", l.endpoint, err)
+		return refresh.Document{}, fmt.Errorf("logto: the policy converted from %s is invalid (a conversion bug or an unexpected tenant state): %w", l.endpoint, err)
 	}
-	return canonicalDocument("logto", p, etag)
+	return refresh.CanonicalDocument("logto", p, etag)
 }
 
 // ---- Management API shapes (only the fields used) ----
@@ -396,7 +402,7 @@ const (
 // read fetches the tenant: the top-level lists first, then everything that
 // hangs off them, logtoParallel requests at a time. The first failure
 // cancels the rest and is the result.
-func (l *Logto) read(ctx context.Context) (*logtoState, error) {
+func (l *Upstream) read(ctx context.Context) (*logtoState, error) {
 	st := &logtoState{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(logtoParallel)
@@ -513,7 +519,7 @@ func (l *Logto) read(ctx context.Context) (*logtoState, error) {
 // add up exactly to Total-Number, with no id twice: a list that changes while
 // it is read, or a server that ignores the page parameters, is an error
 // (the refresher retries later), never a silently partial list.
-func logtoList[T any](ctx context.Context, l *Logto, path string, idOf func(*T) string) ([]T, error) {
+func logtoList[T any](ctx context.Context, l *Upstream, path string, idOf func(*T) string) ([]T, error) {
 	var all []T
 	seen := make(map[string]bool)
 	total := -1
@@ -576,7 +582,7 @@ func logtoList[T any](ctx context.Context, l *Logto, path string, idOf func(*T) 
 // get performs one authenticated GET and returns a 200 answer's body. A 401
 // drops the cached access token, and the request is tried once more with a
 // new one.
-func (l *Logto) get(ctx context.Context, path string, q url.Values) ([]byte, http.Header, error) {
+func (l *Upstream) get(ctx context.Context, path string, q url.Values) ([]byte, http.Header, error) {
 	target := l.endpoint + path + "?" + q.Encode()
 	for attempt := 1; ; attempt++ {
 		tok, err := l.accessToken(ctx)
@@ -589,12 +595,13 @@ func (l *Logto) get(ctx context.Context, path string, q url.Values) ([]byte, htt
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
-		resp, err := l.client.Do(req)
-		if err != nil {
+		resp, body, err := fetch.Do(l.client, req, logtoMaxBody)
+		if resp == nil {
 			return nil, nil, err
 		}
-		body, err := logtoReadBody(resp.Body, logtoMaxBody)
-		resp.Body.Close()
+		if errors.Is(err, fetch.ErrTooLarge) {
+			err = fmt.Errorf("the answer is larger than %d bytes", logtoMaxBody)
+		}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && attempt == 1:
 			l.dropToken(tok) // expired or revoked: once more with a new token
@@ -604,21 +611,15 @@ func (l *Logto) get(ctx context.Context, path string, q url.Values) ([]byte, htt
 		case resp.StatusCode == http.StatusForbidden:
 			return nil, nil, fmt.Errorf("HTTP 403%s: application %q needs a machine-to-machine role with the Management API permission \"all\"", logtoAPIError(body), l.appID)
 		case resp.StatusCode != http.StatusOK:
+			if ra := fetch.RetryAfter(resp); ra != nil {
+				return nil, nil, fmt.Errorf("%w%s", ra, logtoAPIError(body))
+			}
 			return nil, nil, fmt.Errorf("HTTP %d%s", resp.StatusCode, logtoAPIError(body))
 		case err != nil:
 			return nil, nil, fmt.Errorf("reading the answer: %w", err)
 		}
 		return body, resp.Header, nil
 	}
-}
-
-// logtoReadBody reads at most limit bytes and fails beyond.
-func logtoReadBody(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err == nil && int64(len(b)) > limit {
-		err = fmt.Errorf("the answer is larger than %d bytes", limit)
-	}
-	return b, err
 }
 
 // logtoAPIError renders Logto's error body {"code", "message"} briefly.
@@ -639,7 +640,7 @@ func logtoAPIError(body []byte) string {
 
 // accessToken returns the cached access token, or requests a new one. The
 // lock is held while requesting, so concurrent callers share one request.
-func (l *Logto) accessToken(ctx context.Context) (string, error) {
+func (l *Upstream) accessToken(ctx context.Context) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.token != "" && (l.tokenExp.IsZero() || time.Now().Before(l.tokenExp)) {
@@ -659,7 +660,7 @@ func (l *Logto) accessToken(ctx context.Context) (string, error) {
 }
 
 // dropToken forgets tok unless it has been replaced already.
-func (l *Logto) dropToken(tok string) {
+func (l *Upstream) dropToken(tok string) {
 	l.mu.Lock()
 	if l.token == tok {
 		l.token, l.tokenExp = "", time.Time{}
@@ -667,91 +668,89 @@ func (l *Logto) dropToken(tok string) {
 	l.mu.Unlock()
 }
 
-// requestToken runs the client credentials grant for the Management API.
-func (l *Logto) requestToken(ctx context.Context) (string, time.Duration, error) {
-	form := url.Values{
-		"grant_type": {"client_credentials"},
-		"resource":   {l.resource},
-		"scope":      {"all"},
+// requestToken runs the client credentials grant for the Management API:
+// client id and secret in HTTP basic auth, resource and scope "all" in the
+// form.
+func (l *Upstream) requestToken(ctx context.Context) (string, time.Duration, error) {
+	cc := clientcredentials.Config{
+		ClientID:       l.appID,
+		ClientSecret:   l.secret,
+		TokenURL:       l.tokenURL,
+		Scopes:         []string{"all"},
+		EndpointParams: url.Values{"resource": {l.resource}},
+		AuthStyle:      oauth2.AuthStyleInHeader,
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.tokenURL, strings.NewReader(form.Encode()))
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, fetch.WithUserAgent(l.client)))
 	if err != nil {
-		return "", 0, fmt.Errorf("logto: token request: %w", err)
+		return "", 0, l.tokenError(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: client id and secret are form-encoded, then basic.
-	req.SetBasicAuth(url.QueryEscape(l.appID), url.QueryEscape(l.secret))
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return "", 0, fmt.Errorf("logto: token request to %s: %w", l.tokenURL, err)
-	}
-	body, err := logtoReadBody(resp.Body, logtoMaxTokenBody)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}
-		_ = json.Unmarshal(body, &e)
-		detail := ""
-		if e.Error != "" {
-			detail = " " + e.Error
-			if e.Description != "" {
-				detail += ": " + e.Description
-			}
-		}
-		// The server never sees the secret in clear text in the form, but do
-		// not echo it should it appear in what the server says.
-		detail = strings.ReplaceAll(detail, l.secret, "[redacted]")
-		if len(detail) > 300 {
-			detail = detail[:300] + "…"
-		}
-		if resp.StatusCode == http.StatusUnauthorized || e.Error == "invalid_client" {
-			return "", 0, fmt.Errorf("logto: token endpoint %s refused the credentials of application %q (HTTP %d%s): check AppID and AppSecret", l.tokenURL, l.appID, resp.StatusCode, detail)
-		}
-		return "", 0, fmt.Errorf("logto: token endpoint %s answered HTTP %d%s (resource %q, scope \"all\")", l.tokenURL, resp.StatusCode, detail, l.resource)
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("logto: token endpoint %s: %w", l.tokenURL, err)
-	}
-	var t struct {
-		AccessToken string   `json:"access_token"`
-		TokenType   string   `json:"token_type"`
-		ExpiresIn   *float64 `json:"expires_in"`
-	}
-	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" {
-		return "", 0, fmt.Errorf("logto: token endpoint %s: the answer has no access_token", l.tokenURL)
-	}
-	if t.TokenType != "" && !strings.EqualFold(t.TokenType, "Bearer") {
-		return "", 0, fmt.Errorf("logto: token endpoint %s issued a %q token, not a bearer token", l.tokenURL, t.TokenType)
+	if t := tok.TokenType; t != "" && !strings.EqualFold(t, "Bearer") {
+		return "", 0, fmt.Errorf("logto: token endpoint %s issued a %q token, not a bearer token", l.tokenURL, t)
 	}
 	var ttl time.Duration
-	if t.ExpiresIn != nil && *t.ExpiresIn > 0 {
-		ttl = time.Duration(*t.ExpiresIn * float64(time.Second))
+	if !tok.Expiry.IsZero() {
+		ttl = time.Until(tok.Expiry)
 	}
-	return t.AccessToken, ttl, nil
+	return tok.AccessToken, ttl, nil
+}
+
+// tokenError says why the token endpoint gave no token, never quoting the
+// secret even should it appear in what the server says.
+func (l *Upstream) tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		msg := fetch.Redact(err.Error(), l.secret)
+		if strings.Contains(msg, "missing access_token") {
+			return fmt.Errorf("logto: token endpoint %s: the answer has no access_token", l.tokenURL)
+		}
+		return fmt.Errorf("logto: token request to %s: %s", l.tokenURL, msg)
+	}
+	detail := ""
+	if re.ErrorCode != "" {
+		detail = " " + re.ErrorCode
+		if re.ErrorDescription != "" {
+			detail += ": " + re.ErrorDescription
+		}
+	}
+	detail = fetch.Redact(detail, l.secret)
+	if len(detail) > 300 {
+		detail = detail[:300] + "…"
+	}
+	status := re.Response.StatusCode
+	if status == http.StatusUnauthorized || re.ErrorCode == "invalid_client" {
+		return fmt.Errorf("logto: token endpoint %s refused the credentials of application %q (HTTP %d%s): check AppID and AppSecret", l.tokenURL, l.appID, status, detail)
+	}
+	return fmt.Errorf("logto: token endpoint %s answered HTTP %d%s (resource %q, scope \"all\")", l.tokenURL, status, detail, l.resource)
 }
 
 // ---- conversion ----
 
-// policy converts the tenant state; see the Logto type for the rules.
+// policy converts the tenant state; see the Upstream type for the rules.
 func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) {
 	p := &pdp.Policy{}
+	// Every problem is reported, not only the first: a tenant is fixed in one
+	// pass. What a problem concerns is left out of the policy.
+	var errs []error
+	problem := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("logto: "+format, args...))
+	}
 
 	indicators := make(map[string]string, len(st.resources)) // resource id → indicator
 	for i, r := range st.resources {
 		if r.Indicator == "" {
-			return nil, fmt.Errorf("logto: API resource %s (%q) has no indicator", r.ID, r.Name)
+			problem("API resource %s (%q) has no indicator", r.ID, r.Name)
+			continue
 		}
 		if r.Indicator == orgResource {
-			return nil, fmt.Errorf("logto: API resource %s has the indicator %q, which OrganizationResource uses for organization permissions; set OrganizationResource to another id", r.ID, r.Indicator)
+			problem("API resource %s has the indicator %q, which OrganizationResource uses for organization permissions; set OrganizationResource to another id", r.ID, r.Indicator)
+			continue
 		}
 		indicators[r.ID] = r.Indicator
 		var actions []string
 		for _, s := range st.resourceScopes[i] {
 			if s.Name == "" {
-				return nil, fmt.Errorf("logto: a scope of API resource %s (%s) has no name", r.ID, r.Indicator)
+				problem("a scope of API resource %s (%s) has no name", r.ID, r.Indicator)
+				continue
 			}
 			actions = append(actions, s.Name)
 		}
@@ -761,7 +760,8 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 	var orgActions []string
 	for _, s := range st.orgScopes {
 		if s.Name == "" {
-			return nil, fmt.Errorf("logto: organization scope %s has no name", s.ID)
+			problem("organization scope %s has no name", s.ID)
+			continue
 		}
 		orgActions = append(orgActions, s.Name)
 	}
@@ -769,21 +769,23 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 	p.Resources = append(p.Resources, pdp.Resource{ID: orgResource, Description: "Logto organization permissions (organization template scopes)", Actions: orgActions})
 
 	// resourceGrants groups API resource scopes by resource indicator.
-	resourceGrants := func(owner string, scopes []logtoScope, g *logtoGrants) error {
+	resourceGrants := func(owner string, scopes []logtoScope, g *logtoGrants) {
 		for _, s := range scopes {
 			rid := s.resourceID()
 			ind, ok := indicators[rid]
 			switch {
 			case s.Name == "":
-				return fmt.Errorf("logto: %s has a scope %s without a name", owner, s.ID)
+				problem("%s has a scope %s without a name", owner, s.ID)
+				continue
 			case !ok:
-				return fmt.Errorf("logto: %s has scope %q of API resource %s, which GET /api/resources did not list (changed while being read?)", owner, s.Name, rid)
+				problem("%s has scope %q of API resource %s, which GET /api/resources did not list (changed while being read?)", owner, s.Name, rid)
+				continue
 			case s.Resource != nil && s.Resource.Indicator != "" && s.Resource.Indicator != ind:
-				return fmt.Errorf("logto: %s has scope %q on resource %s, whose indicator is %q here and %q in GET /api/resources", owner, s.Name, rid, s.Resource.Indicator, ind)
+				problem("%s has scope %q on resource %s, whose indicator is %q here and %q in GET /api/resources", owner, s.Name, rid, s.Resource.Indicator, ind)
+				continue
 			}
 			g.add(ind, s.Name)
 		}
-		return nil
 	}
 
 	roleNames := make(map[string]string, len(st.roles)) // Logto role id → role id
@@ -796,20 +798,21 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 		case logtoM2MRole:
 			typ = pdp.RoleM2M
 		default:
-			return nil, fmt.Errorf("logto: role %s (%q) has type %q; want User or MachineToMachine", r.ID, r.Name, r.Type)
+			problem("role %s (%q) has type %q; want User or MachineToMachine", r.ID, r.Name, r.Type)
+			continue
 		}
 		if r.Name == "" {
-			return nil, fmt.Errorf("logto: role %s has no name", r.ID)
+			problem("role %s has no name", r.ID)
+			continue
 		}
 		if by, dup := taken[r.Name]; dup {
-			return nil, fmt.Errorf("logto: roles %s and %s are both named %q", by, r.ID, r.Name)
+			problem("roles %s and %s are both named %q", by, r.ID, r.Name)
+			continue
 		}
 		taken[r.Name] = "role " + r.ID
 		roleNames[r.ID] = r.Name
 		var g logtoGrants
-		if err := resourceGrants(fmt.Sprintf("role %q", r.Name), st.roleScopes[i], &g); err != nil {
-			return nil, err
-		}
+		resourceGrants(fmt.Sprintf("role %q", r.Name), st.roleScopes[i], &g)
 		p.Roles = append(p.Roles, pdp.Role{ID: r.Name, Type: typ, Description: logtoStr(r.Description), Permissions: g.grants()})
 	}
 	globalNames := make(map[string]bool, len(taken))
@@ -820,30 +823,32 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 	orgRoleNames := make(map[string]string, len(st.orgRoles)) // Logto org role id → role id
 	for _, r := range st.orgRoles {
 		if r.Name == "" {
-			return nil, fmt.Errorf("logto: organization role %s has no name", r.ID)
+			problem("organization role %s has no name", r.ID)
+			continue
 		}
 		id := r.Name
 		if globalNames[id] {
 			id = "organization:" + r.Name
 		}
 		if by, dup := taken[id]; dup {
-			return nil, fmt.Errorf("logto: organization role %s (%q) would be role %q, which %s already is; rename one of them in Logto", r.ID, r.Name, id, by)
+			problem("organization role %s (%q) would be role %q, which %s already is; rename one of them in Logto", r.ID, r.Name, id, by)
+			continue
 		}
 		taken[id] = "organization role " + r.ID
 		orgRoleNames[r.ID] = id
 		if r.Scopes == nil || r.ResourceScopes == nil {
-			return nil, fmt.Errorf("logto: organization role %s (%q): scopes not read", r.ID, r.Name)
+			problem("organization role %s (%q): scopes not read", r.ID, r.Name)
+			continue
 		}
 		var g logtoGrants
 		for _, s := range *r.Scopes {
 			if s.Name == "" {
-				return nil, fmt.Errorf("logto: organization role %q has an organization scope %s without a name", r.Name, s.ID)
+				problem("organization role %q has an organization scope %s without a name", r.Name, s.ID)
+				continue
 			}
 			g.add(orgResource, s.Name)
 		}
-		if err := resourceGrants(fmt.Sprintf("organization role %q", r.Name), *r.ResourceScopes, &g); err != nil {
-			return nil, err
-		}
+		resourceGrants(fmt.Sprintf("organization role %q", r.Name), *r.ResourceScopes, &g)
 		p.Roles = append(p.Roles, pdp.Role{ID: id, Type: pdp.RoleOrganization, Description: logtoStr(r.Description), Permissions: g.grants()})
 	}
 	slices.SortFunc(p.Resources, func(a, b pdp.Resource) int { return strings.Compare(a.ID, b.ID) })
@@ -851,49 +856,48 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 
 	subjects := make(map[string]*pdp.Subject)
 	suspended := make(map[string]bool)
-	subject := func(m logtoMember, typ pdp.SubjectType) (*pdp.Subject, error) {
+	subject := func(m logtoMember, typ pdp.SubjectType) *pdp.Subject {
 		s := subjects[m.ID]
 		if s == nil {
 			s = &pdp.Subject{ID: m.ID, Type: typ}
 			subjects[m.ID] = s
 		} else if s.Type != typ {
-			return nil, fmt.Errorf("logto: id %q is listed both as a user and as an application", m.ID)
+			problem("id %q is listed both as a user and as an application", m.ID)
+			return nil
 		}
 		if email := logtoStr(m.PrimaryEmail); email != "" {
 			if s.Email != "" && s.Email != email {
-				return nil, fmt.Errorf("logto: user %s has primary email %q in one list and %q in another (changed while being read?)", m.ID, s.Email, email)
+				problem("user %s has primary email %q in one list and %q in another (changed while being read?)", m.ID, s.Email, email)
+				return nil
 			}
 			s.Email = email
 		}
 		if m.IsSuspended {
 			suspended[m.ID] = true
 		}
-		return s, nil
+		return s
 	}
 	for i, r := range st.roles {
 		for _, m := range st.roleUsers[i] {
-			s, err := subject(m, pdp.SubjectUser)
-			if err != nil {
-				return nil, err
+			if s := subject(m, pdp.SubjectUser); s != nil {
+				s.Roles = append(s.Roles, roleNames[r.ID])
 			}
-			s.Roles = append(s.Roles, roleNames[r.ID])
 		}
 		for _, m := range st.roleApps[i] {
-			s, err := subject(m, pdp.SubjectM2M)
-			if err != nil {
-				return nil, err
+			if s := subject(m, pdp.SubjectM2M); s != nil {
+				s.Roles = append(s.Roles, roleNames[r.ID])
 			}
-			s.Roles = append(s.Roles, roleNames[r.ID])
 		}
 	}
-	membership := func(org logtoOrg, m logtoMember, typ pdp.SubjectType) error {
+	membership := func(org logtoOrg, m logtoMember, typ pdp.SubjectType) {
 		kind := map[pdp.SubjectType]string{pdp.SubjectUser: "user", pdp.SubjectM2M: "application"}[typ]
 		if m.OrganizationRoles == nil {
-			return fmt.Errorf("logto: organization %s lists %s %s without organizationRoles", org.ID, kind, m.ID)
+			problem("organization %s lists %s %s without organizationRoles", org.ID, kind, m.ID)
+			return
 		}
-		s, err := subject(m, typ)
-		if err != nil {
-			return err
+		s := subject(m, typ)
+		if s == nil {
+			return
 		}
 		if s.Memberships == nil {
 			s.Memberships = make(map[string][]string)
@@ -902,31 +906,28 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 		for _, ref := range *m.OrganizationRoles {
 			id, ok := orgRoleNames[ref.ID]
 			if !ok {
-				return fmt.Errorf("logto: %s %s holds organization role %s (%q) in organization %s, which GET /api/organization-roles did not list (changed while being read?)", kind, m.ID, ref.ID, ref.Name, org.ID)
+				problem("%s %s holds organization role %s (%q) in organization %s, which GET /api/organization-roles did not list (changed while being read?)", kind, m.ID, ref.ID, ref.Name, org.ID)
+				continue
 			}
 			roles = append(roles, id)
 		}
 		s.Memberships[org.ID] = logtoSortedSet(roles)
-		return nil
 	}
 	for i, o := range st.orgs {
 		org := pdp.Organization{ID: o.ID, Name: o.Name, Description: logtoStr(o.Description)}
 		for _, m := range st.orgUsers[i] {
-			if err := membership(o, m, pdp.SubjectUser); err != nil {
-				return nil, err
-			}
+			membership(o, m, pdp.SubjectUser)
 		}
 		for _, m := range st.orgApps[i] {
-			if err := membership(o, m, pdp.SubjectM2M); err != nil {
-				return nil, err
-			}
+			membership(o, m, pdp.SubjectM2M)
 		}
 		if jit && len(st.jitRoles[i]) > 0 {
 			var roles []string
 			for _, ref := range st.jitRoles[i] {
 				id, ok := orgRoleNames[ref.ID]
 				if !ok {
-					return nil, fmt.Errorf("logto: organization %s has JIT role %s (%q), which GET /api/organization-roles did not list", o.ID, ref.ID, ref.Name)
+					problem("organization %s has JIT role %s (%q), which GET /api/organization-roles did not list", o.ID, ref.ID, ref.Name)
+					continue
 				}
 				roles = append(roles, id)
 			}
@@ -951,6 +952,9 @@ func (st *logtoState) policy(orgResource string, jit bool) (*pdp.Policy, error) 
 		p.Subjects = append(p.Subjects, *s)
 	}
 	slices.SortFunc(p.Subjects, func(a, b pdp.Subject) int { return strings.Compare(a.ID, b.ID) })
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return p, nil
 }
 

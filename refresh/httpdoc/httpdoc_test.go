@@ -1,4 +1,4 @@
-package sync_test
+package httpdoc_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,7 +25,9 @@ import (
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/internal/testcerts"
 	"github.com/rolecall/rolecall/pdp"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/httpdoc"
+	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 )
 
 // fault is how the fake upstream misbehaves.
@@ -55,7 +57,7 @@ type fakeUpstream struct {
 	closed  string // an address where nothing listens
 	fault   atomic.Int32
 	hits    atomic.Int64
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	body    string
 	etag    string
 	lastINM string
@@ -172,18 +174,18 @@ type httpRig struct {
 	up     *fakeUpstream
 	engine *pdp.Engine
 	db     *cache.Cache
-	ref    *policysync.Refresher
+	ref    *refresh.Refresher
 	logs   *bytes.Buffer
 	loads  atomic.Int64
 	now    atomic.Pointer[time.Time]
 }
 
-func newHTTPRig(t *testing.T, cfg policysync.HTTPConfig, rcfg policysync.Config) *httpRig {
+func newHTTPRig(t *testing.T, cfg httpdoc.Config, rcfg refresh.Config) *httpRig {
 	t.Helper()
-	r := &httpRig{up: newFakeUpstream(t, goodV1), engine: &pdp.Engine{}, logs: &bytes.Buffer{}}
+	r := &httpRig{up: newFakeUpstream(t, refreshtest.GoodV1), engine: &pdp.Engine{}, logs: &bytes.Buffer{}}
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	r.now.Store(&t0)
-	r.db = openCache(t, filepath.Join(t.TempDir(), "rolecall.db"))
+	r.db = refreshtest.OpenCache(t, filepath.Join(t.TempDir(), "rolecall.db"))
 	cfg.URL = r.up.srv.URL + "/policy.yaml"
 	if cfg.Transport == nil {
 		cfg.Transport = r.up.transport()
@@ -191,7 +193,7 @@ func newHTTPRig(t *testing.T, cfg policysync.HTTPConfig, rcfg policysync.Config)
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 500 * time.Millisecond
 	}
-	up, err := policysync.NewHTTP(cfg)
+	up, err := httpdoc.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func newHTTPRig(t *testing.T, cfg policysync.HTTPConfig, rcfg policysync.Config)
 	if rcfg.Interval == 0 {
 		rcfg.Interval = 5 * time.Minute
 	}
-	r.ref, err = policysync.New(rcfg)
+	r.ref, err = refresh.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +245,7 @@ func checkLoad(engine *pdp.Engine, stop <-chan struct{}) (done func() (int64, er
 // refresh fails with its own error, the previous policy keeps answering, and
 // bbolt keeps the previous good document.
 func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
-	r := newHTTPRig(t, policysync.HTTPConfig{MaxBytes: int64(len(goodV1) + 1024)}, policysync.Config{})
+	r := newHTTPRig(t, httpdoc.Config{MaxBytes: int64(len(refreshtest.GoodV1) + 1024)}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +264,7 @@ func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
 		{status403, "403 Forbidden: the upstream refused rolecall's credentials"},
 		{halfBody, "unexpected EOF"},
 		{slowBody, "Client.Timeout"},
-		{overLimit, fmt.Sprintf("over the %d-byte limit", len(goodV1)+1024)},
+		{overLimit, fmt.Sprintf("over the %d-byte limit", len(refreshtest.GoodV1)+1024)},
 		{invalidJSON, "invalid JSON at line 1"},
 		{invalidPolicy, `roles[0].permissions[0].actions[0]: action "wrte" is not defined on resource "orders"`},
 	}
@@ -308,7 +310,7 @@ func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
 }
 
 func TestHTTPNotModifiedCostsNothing(t *testing.T) {
-	r := newHTTPRig(t, policysync.HTTPConfig{}, policysync.Config{})
+	r := newHTTPRig(t, httpdoc.Config{}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +344,7 @@ func TestHTTPNotModifiedCostsNothing(t *testing.T) {
 }
 
 func TestHTTP304WithoutADocumentIsAnError(t *testing.T) {
-	r := newHTTPRig(t, policysync.HTTPConfig{}, policysync.Config{})
+	r := newHTTPRig(t, httpdoc.Config{}, refresh.Config{})
 	r.up.fault.Store(int32(always304))
 	err := r.ref.RefreshOnce(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "304 Not Modified, but no document was asked about") {
@@ -356,7 +358,7 @@ func TestHTTP304WithoutADocumentIsAnError(t *testing.T) {
 // Down at start with nothing cached: not ready, and the first success makes
 // it ready without a restart.
 func TestHTTPDownAtStartThenUp(t *testing.T) {
-	r := newHTTPRig(t, policysync.HTTPConfig{}, policysync.Config{})
+	r := newHTTPRig(t, httpdoc.Config{}, refresh.Config{})
 	r.up.fault.Store(int32(refused))
 	if ok, _ := r.ref.WarmStart(); ok {
 		t.Fatal("warm start from an empty cache")
@@ -379,17 +381,17 @@ func TestHTTPDownAtStartThenUp(t *testing.T) {
 // Down (hanging) at start with a cached policy: decisions are answered from
 // the cache while the first fetch is still waiting; nothing waits on I/O.
 func TestWarmStartAnswersWhileTheUpstreamHangs(t *testing.T) {
-	r := newHTTPRig(t, policysync.HTTPConfig{Timeout: 10 * time.Second}, policysync.Config{})
+	r := newHTTPRig(t, httpdoc.Config{Timeout: 10 * time.Second}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	// A second process on the same cache, with the upstream now hanging.
 	engine := &pdp.Engine{}
-	up, err := policysync.NewHTTP(policysync.HTTPConfig{URL: r.up.srv.URL + "/policy.yaml", Transport: r.up.transport(), Timeout: 10 * time.Second})
+	up, err := httpdoc.New(httpdoc.Config{URL: r.up.srv.URL + "/policy.yaml", Transport: r.up.transport(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := policysync.New(policysync.Config{Upstream: up, Engine: engine, Cache: r.db})
+	ref, err := refresh.New(refresh.Config{Upstream: up, Engine: engine, Cache: r.db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +423,7 @@ func TestHTTPCredentialsAndTLS(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := newHTTPRig(t, policysync.HTTPConfig{BearerTokenFile: tokenFile}, policysync.Config{})
+	r := newHTTPRig(t, httpdoc.Config{BearerTokenFile: tokenFile}, refresh.Config{})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +444,7 @@ func TestHTTPCredentialsAndTLS(t *testing.T) {
 	}
 
 	t.Setenv("ROLECALL_TEST_PASSWORD", "pw-from-env")
-	b := newHTTPRig(t, policysync.HTTPConfig{BasicUser: "rolecall", BasicPasswordEnv: "ROLECALL_TEST_PASSWORD"}, policysync.Config{})
+	b := newHTTPRig(t, httpdoc.Config{BasicUser: "rolecall", BasicPasswordEnv: "ROLECALL_TEST_PASSWORD"}, refresh.Config{})
 	if err := b.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +468,7 @@ func TestHTTPMutualTLS(t *testing.T) {
 	clientPool.AppendCertsFromPEM(clientCA.PEM)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write([]byte(goodV1))
+		_, _ = w.Write([]byte(refreshtest.GoodV1))
 	}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
 	srv.StartTLS()
@@ -475,28 +477,28 @@ func TestHTTPMutualTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fetch := func(cfg policysync.HTTPConfig) error {
+	fetch := func(cfg httpdoc.Config) error {
 		cfg.URL = srv.URL + "/policy.yaml"
-		up, err := policysync.NewHTTP(cfg)
+		up, err := httpdoc.New(cfg)
 		if err != nil {
 			return err
 		}
 		_, err = up.Fetch(t.Context(), "")
 		return err
 	}
-	if err := fetch(policysync.HTTPConfig{CAFile: caFile, ClientCertFile: clientCert, ClientKeyFile: clientKey}); err != nil {
+	if err := fetch(httpdoc.Config{CAFile: caFile, ClientCertFile: clientCert, ClientKeyFile: clientKey}); err != nil {
 		t.Errorf("mutual TLS with the right certificates: %v", err)
 	}
-	if err := fetch(policysync.HTTPConfig{CAFile: caFile}); err == nil {
+	if err := fetch(httpdoc.Config{CAFile: caFile}); err == nil {
 		t.Error("the server accepted a client without a certificate")
 	}
-	if err := fetch(policysync.HTTPConfig{ClientCertFile: clientCert, ClientKeyFile: clientKey}); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if err := fetch(httpdoc.Config{ClientCertFile: clientCert, ClientKeyFile: clientKey}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("an untrusted server certificate: err = %v", err)
 	}
 }
 
-func TestNewHTTPReportsEveryProblem(t *testing.T) {
-	_, err := policysync.NewHTTP(policysync.HTTPConfig{URL: "ftp://user:pw@host/x?token=abc", BearerTokenFile: "a", BearerTokenEnv: "B", ClientCertFile: "c"})
+func TestNewReportsEveryProblem(t *testing.T) {
+	_, err := httpdoc.New(httpdoc.Config{URL: "ftp://user:pw@host/x?token=abc", BearerTokenFile: "a", BearerTokenEnv: "B", ClientCertFile: "c"})
 	for _, want := range []string{"want an http(s) URL", "not in the URL", "from a file or an environment variable, not both", "both its certificate and key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)

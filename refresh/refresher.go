@@ -1,4 +1,4 @@
-package sync
+package refresh
 
 import (
 	"context"
@@ -119,21 +119,21 @@ type Refresher struct {
 func New(cfg Config) (*Refresher, error) {
 	var errs []error
 	if cfg.Upstream == nil {
-		errs = append(errs, errors.New("sync: Config.Upstream is required"))
+		errs = append(errs, errors.New("refresh: Config.Upstream is required"))
 	}
 	if cfg.Engine == nil {
-		errs = append(errs, errors.New("sync: Config.Engine is required"))
+		errs = append(errs, errors.New("refresh: Config.Engine is required"))
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"Interval", cfg.Interval}, {"BackoffBase", cfg.BackoffBase}, {"BackoffMax", cfg.BackoffMax}, {"MaxStale", cfg.MaxStale}} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("sync: Config.%s is %v; it must not be negative", d.name, d.v))
+			errs = append(errs, fmt.Errorf("refresh: Config.%s is %v; it must not be negative", d.name, d.v))
 		}
 	}
 	if cfg.FailWhenStale && cfg.MaxStale == 0 {
-		errs = append(errs, errors.New("sync: Config.FailWhenStale needs MaxStale"))
+		errs = append(errs, errors.New("refresh: Config.FailWhenStale needs MaxStale"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package sync_test
+package refresh_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
 )
 
 // scripted is an upstream whose next answer the test sets.
@@ -21,15 +21,15 @@ type scripted struct {
 
 func (s *scripted) String() string { return "scripted" }
 
-func (s *scripted) Fetch(_ context.Context, etag string) (policysync.Document, error) {
+func (s *scripted) Fetch(_ context.Context, etag string) (refresh.Document, error) {
 	s.calls.Add(1)
 	if p := s.err.Load(); p != nil {
-		return policysync.Document{}, *p
+		return refresh.Document{}, *p
 	}
 	if etag == "v1" {
-		return policysync.Document{}, policysync.ErrNotModified
+		return refresh.Document{}, refresh.ErrNotModified
 	}
-	return policysync.Document{Data: []byte(goodV1), Format: policyfile.YAML, ETag: "v1"}, nil
+	return refresh.Document{Data: []byte(goodV1), Format: policyfile.YAML, ETag: "v1"}, nil
 }
 
 func (s *scripted) fail(err error) { s.err.Store(&err) }
@@ -38,11 +38,11 @@ func (s *scripted) heal()          { s.err.Store(nil) }
 type clockRig struct {
 	up     *scripted
 	engine *pdp.Engine
-	ref    *policysync.Refresher
+	ref    *refresh.Refresher
 	now    atomic.Pointer[time.Time]
 }
 
-func newClockRig(t *testing.T, cfg policysync.Config) *clockRig {
+func newClockRig(t *testing.T, cfg refresh.Config) *clockRig {
 	t.Helper()
 	r := &clockRig{up: &scripted{}, engine: &pdp.Engine{}}
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -50,7 +50,7 @@ func newClockRig(t *testing.T, cfg policysync.Config) *clockRig {
 	cfg.Upstream, cfg.Engine = r.up, r.engine
 	cfg.Now = func() time.Time { return *r.now.Load() }
 	var err error
-	if r.ref, err = policysync.New(cfg); err != nil {
+	if r.ref, err = refresh.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -67,7 +67,7 @@ func within(d, want time.Duration, frac float64) bool {
 }
 
 func TestBackoffDoublesToItsCapWithJitter(t *testing.T) {
-	r := newClockRig(t, policysync.Config{Interval: 5 * time.Minute, BackoffBase: time.Second, BackoffMax: 30 * time.Second})
+	r := newClockRig(t, refresh.Config{Interval: 5 * time.Minute, BackoffBase: time.Second, BackoffMax: 30 * time.Second})
 	r.up.fail(errors.New("upstream down"))
 	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
 		_ = r.ref.RefreshOnce(t.Context())
@@ -95,8 +95,8 @@ func TestBackoffDoublesToItsCapWithJitter(t *testing.T) {
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
-	r := newClockRig(t, policysync.Config{Interval: time.Minute, Jitter: -1})
-	r.up.fail(&policysync.RetryAfterError{Status: 503, Wait: 10 * time.Minute})
+	r := newClockRig(t, refresh.Config{Interval: time.Minute, Jitter: -1})
+	r.up.fail(&refresh.RetryAfterError{Status: 503, Wait: 10 * time.Minute})
 	_ = r.ref.RefreshOnce(t.Context())
 	if d := r.ref.NextDelay(); d != 10*time.Minute {
 		t.Errorf("next delay %v, want the 10m the upstream asked for", d)
@@ -104,7 +104,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestMaxStaleKeepsServingByDefault(t *testing.T) {
-	r := newClockRig(t, policysync.Config{MaxStale: 10 * time.Minute})
+	r := newClockRig(t, refresh.Config{MaxStale: 10 * time.Minute})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestMaxStaleKeepsServingByDefault(t *testing.T) {
 }
 
 func TestMaxStaleFailsClosedWhenAsked(t *testing.T) {
-	r := newClockRig(t, policysync.Config{MaxStale: 10 * time.Minute, FailWhenStale: true, Jitter: -1, Interval: 5 * time.Minute})
+	r := newClockRig(t, refresh.Config{MaxStale: 10 * time.Minute, FailWhenStale: true, Jitter: -1, Interval: 5 * time.Minute})
 	if err := r.ref.RefreshOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestRunBacksOffInTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		up := &scripted{}
 		up.fail(errors.New("upstream down"))
-		ref, err := policysync.New(policysync.Config{Upstream: up, Engine: &pdp.Engine{}, Interval: time.Hour, Jitter: -1, BackoffBase: time.Second, BackoffMax: time.Minute})
+		ref, err := refresh.New(refresh.Config{Upstream: up, Engine: &pdp.Engine{}, Interval: time.Hour, Jitter: -1, BackoffBase: time.Second, BackoffMax: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestConcurrentRefreshesShareOneFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		block := make(chan struct{})
 		up := &blockingUpstream{release: block}
-		ref, err := policysync.New(policysync.Config{Upstream: up, Engine: &pdp.Engine{}})
+		ref, err := refresh.New(refresh.Config{Upstream: up, Engine: &pdp.Engine{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,8 +211,8 @@ type blockingUpstream struct {
 
 func (b *blockingUpstream) String() string { return "blocking" }
 
-func (b *blockingUpstream) Fetch(ctx context.Context, _ string) (policysync.Document, error) {
+func (b *blockingUpstream) Fetch(ctx context.Context, _ string) (refresh.Document, error) {
 	b.calls.Add(1)
 	<-b.release
-	return policysync.Document{Data: []byte(goodV1), Format: policyfile.YAML, ETag: "v1"}, nil
+	return refresh.Document{Data: []byte(goodV1), Format: policyfile.YAML, ETag: "v1"}, nil
 }

@@ -1,4 +1,4 @@
-package sync_test
+package refresh_test
 
 import (
 	"net/http"
@@ -10,7 +10,8 @@ import (
 
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
-	policysync "github.com/rolecall/rolecall/sync"
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/httpdoc"
 )
 
 // BenchmarkRefresh compares a poll of an unchanged HTTP upstream (one 304:
@@ -32,17 +33,17 @@ func BenchmarkRefresh(b *testing.B) {
 	}))
 	defer srv.Close()
 
-	newRefresher := func(b *testing.B) *policysync.Refresher {
+	newRefresher := func(b *testing.B) *refresh.Refresher {
 		db, err := cache.Open(filepath.Join(b.TempDir(), "rolecall.db"), cache.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = db.Close() })
-		up, err := policysync.NewHTTP(policysync.HTTPConfig{URL: srv.URL + "/policy.yaml"})
+		up, err := httpdoc.New(httpdoc.Config{URL: srv.URL + "/policy.yaml"})
 		if err != nil {
 			b.Fatal(err)
 		}
-		ref, err := policysync.New(policysync.Config{Upstream: up, Engine: &pdp.Engine{}, Cache: db})
+		ref, err := refresh.New(refresh.Config{Upstream: up, Engine: &pdp.Engine{}, Cache: db})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,40 @@
+package file_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rolecall/rolecall/refresh"
+	"github.com/rolecall/rolecall/refresh/file"
+)
+
+func TestFileUpstreamTagsContent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.json")
+	if err := os.WriteFile(path, []byte(`{"revision": "j"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := file.New(path)
+	doc, err := up.Fetch(t.Context(), "")
+	if err != nil || doc.Format != "json" || string(doc.Data) != `{"revision": "j"}` {
+		t.Fatalf("Fetch = %+v, %v", doc, err)
+	}
+	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
+		t.Errorf("Fetch of the same content: err = %v, want ErrNotModified", err)
+	}
+	// Rewriting identical bytes moves the modification time but is no change.
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, future, future); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
+		t.Errorf("Fetch after touching the file: err = %v, want ErrNotModified", err)
+	}
+	if _, err := file.New(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Fetch of a directory: err = %v", err)
+	}
+}
