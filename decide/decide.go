@@ -57,8 +57,10 @@ type Decider struct {
 	engine *pdp.Engine
 	tokens *token.Validator
 	rec    Recorder
-	authz  *AuthzOptions
-	log    *slog.Logger
+	// wantIDs: the recorder keeps request IDs (the decision log is on).
+	wantIDs bool
+	authz   *AuthzOptions
+	log     *slog.Logger
 }
 
 // New returns a Decider answering from engine.
@@ -67,6 +69,11 @@ func New(engine *pdp.Engine, opts Options) *Decider {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Decider{engine: engine, tokens: opts.Tokens, rec: opts.Recorder, log: opts.Logger}
+	if r, ok := opts.Recorder.(interface{ keepsRequestIDs() bool }); ok {
+		d.wantIDs = r.keepsRequestIDs()
+	} else {
+		d.wantIDs = opts.Recorder != nil
+	}
 	if opts.Authz != nil {
 		a := *opts.Authz
 		a.withDefaults()
@@ -193,9 +200,10 @@ func (d *Decider) Readiness(st StatusSource) (bool, string) {
 	return true, ""
 }
 
-// Recording reports whether decisions are recorded, so that an edge reads
-// what only the record needs (a request ID) only then.
-func (d *Decider) Recording() bool { return d.rec != nil }
+// KeepsRequestIDs reports whether recorded decisions keep their request ID
+// (the decision log is on), so that an edge looks the ID up only then: with
+// metrics alone the lookup would cost more than the decision.
+func (d *Decider) KeepsRequestIDs() bool { return d.wantIDs }
 
 // now reads the clock only when a decision will be observed: on this path
 // the clock costs more than the decision.

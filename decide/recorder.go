@@ -35,6 +35,8 @@ type fanout struct {
 	log     *decisionlog.Logger // nil when decisions are not logged
 }
 
+func (f *fanout) keepsRequestIDs() bool { return f.log != nil }
+
 func (f *fanout) Record(kind, requestID string, q pdp.Query, d pdp.Decision, start time.Time) {
 	latency := time.Since(start)
 	if f.metrics != nil {

@@ -37,7 +37,7 @@ func (e *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		URI:    h.GetPath(),
 		Header: func(name string) []string { return headers[name] },
 	}
-	if e.dec.Recording() {
+	if e.dec.KeepsRequestIDs() {
 		if ids := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(ids) > 0 {
 			req2.RequestID = ids[0]
 		}

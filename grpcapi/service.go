@@ -95,7 +95,7 @@ func query(r *rolecallv1.CheckRequest) pdp.Query {
 // requestID is the caller's x-request-id, for the decision log; it is read
 // only when decisions are recorded.
 func (s *Service) requestID(ctx context.Context) string {
-	if !s.dec.Recording() {
+	if !s.dec.KeepsRequestIDs() {
 		return ""
 	}
 	if ids := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(ids) > 0 {
