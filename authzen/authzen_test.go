@@ -88,16 +88,7 @@ func post(t *testing.T, srv *httptest.Server, path, body string, header ...strin
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return rctest.Send(t, srv.Client(), req)
 }
 
 // jsonEqual compares JSON documents by value.

@@ -1,14 +1,12 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -48,24 +46,6 @@ func adminServer(t *testing.T, engine *pdp.Engine, ref *fakeRefresher) *httptest
 	return ts
 }
 
-func do(t *testing.T, method, url string, body []byte, header map[string]string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // The handler itself is tested in refresh/logto; this checks the route.
 func TestAdminMountsTheLogtoWebhook(t *testing.T) {
 	ref := &fakeRefresher{}
@@ -74,7 +54,7 @@ func TestAdminMountsTheLogtoWebhook(t *testing.T) {
 	mac := hmac.New(sha256.New, []byte(webhookKey))
 	mac.Write(body)
 	sig := hex.EncodeToString(mac.Sum(nil))
-	if code, resp := do(t, http.MethodPost, ts.URL+"/v1/webhooks/logto", body, map[string]string{"logto-signature-sha-256": sig}); code != http.StatusAccepted || ref.triggers.Load() != 1 {
+	if code, resp := rctest.Do(t, http.MethodPost, ts.URL+"/v1/webhooks/logto", body, map[string]string{"logto-signature-sha-256": sig}); code != http.StatusAccepted || ref.triggers.Load() != 1 {
 		t.Errorf("signed role event: %d %s, %d triggers; want 202 and 1 trigger", code, resp, ref.triggers.Load())
 	}
 }
@@ -83,7 +63,7 @@ func TestWebhookWithoutKeyIsNotServed(t *testing.T) {
 	ref := &fakeRefresher{}
 	ts := httptest.NewServer(httpapi.AdminHandler(decide.New(rctest.Bookstore(t), decide.Options{}), httpapi.AdminOptions{Refresher: ref}))
 	defer ts.Close()
-	if code, _ := do(t, http.MethodPost, ts.URL+"/v1/webhooks/logto", []byte(`{}`), nil); code != http.StatusNotFound {
+	if code, _ := rctest.Do(t, http.MethodPost, ts.URL+"/v1/webhooks/logto", []byte(`{}`), nil); code != http.StatusNotFound {
 		t.Errorf("webhook without a key: %d, want 404", code)
 	}
 }
@@ -93,7 +73,7 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 	engine := rctest.Bookstore(t)
 	ts := adminServer(t, engine, ref)
 
-	code, body := do(t, http.MethodGet, ts.URL+"/v1/status", nil, nil)
+	code, body := rctest.Do(t, http.MethodGet, ts.URL+"/v1/status", nil, nil)
 	var st map[string]any
 	if err := json.Unmarshal([]byte(body), &st); err != nil || code != http.StatusOK {
 		t.Fatalf("status: %d %s", code, body)
@@ -104,14 +84,14 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 		}
 	}
 
-	if code, body := do(t, http.MethodPost, ts.URL+"/v1/refresh", nil, nil); code != http.StatusOK || ref.refreshs.Load() != 1 || !strings.Contains(body, "revision") {
+	if code, body := rctest.Do(t, http.MethodPost, ts.URL+"/v1/refresh", nil, nil); code != http.StatusOK || ref.refreshs.Load() != 1 || !strings.Contains(body, "revision") {
 		t.Errorf("refresh: %d %s", code, body)
 	}
 	ref.err = errors.New("fetch: GET https://policy.example/p.json: 503 Service Unavailable")
-	if code, body := do(t, http.MethodPost, ts.URL+"/v1/refresh", nil, nil); code != http.StatusBadGateway || !strings.Contains(body, "503") {
+	if code, body := rctest.Do(t, http.MethodPost, ts.URL+"/v1/refresh", nil, nil); code != http.StatusBadGateway || !strings.Contains(body, "503") {
 		t.Errorf("failed refresh: %d %s", code, body)
 	}
-	if code, _ := do(t, http.MethodGet, ts.URL+"/v1/refresh", nil, nil); code != http.StatusMethodNotAllowed {
+	if code, _ := rctest.Do(t, http.MethodGet, ts.URL+"/v1/refresh", nil, nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /v1/refresh: %d, want 405", code)
 	}
 
@@ -134,12 +114,12 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 		} else {
 			engine.Swap(rctest.Bookstore(t).Snapshot())
 		}
-		code, body := do(t, http.MethodGet, ts.URL+"/readyz", nil, nil)
+		code, body := rctest.Do(t, http.MethodGet, ts.URL+"/readyz", nil, nil)
 		if code != tt.code || !strings.HasPrefix(body, tt.body) {
 			t.Errorf("%s: readyz %d %q, want %d %q", tt.name, code, body, tt.code, tt.body)
 		}
 	}
-	if code, body := do(t, http.MethodGet, ts.URL+"/healthz", nil, nil); code != http.StatusOK || body != "ok\n" {
+	if code, body := rctest.Do(t, http.MethodGet, ts.URL+"/healthz", nil, nil); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("healthz: %d %q", code, body)
 	}
 }
@@ -147,7 +127,7 @@ func TestAdminStatusRefreshAndReadiness(t *testing.T) {
 func TestPprofOnlyWhenEnabled(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
 		ts := httptest.NewServer(httpapi.AdminHandler(decide.New(rctest.Bookstore(t), decide.Options{}), httpapi.AdminOptions{Refresher: &fakeRefresher{}, Pprof: enabled}))
-		code, _ := do(t, http.MethodGet, ts.URL+"/debug/pprof/", nil, nil)
+		code, _ := rctest.Do(t, http.MethodGet, ts.URL+"/debug/pprof/", nil, nil)
 		ts.Close()
 		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[enabled]; code != want {
 			t.Errorf("pprof enabled=%v: /debug/pprof/ answered %d, want %d", enabled, code, want)
@@ -159,13 +139,13 @@ func TestLogLevelAtRunTime(t *testing.T) {
 	var level slog.LevelVar
 	ts := httptest.NewServer(httpapi.AdminHandler(decide.New(rctest.Bookstore(t), decide.Options{}), httpapi.AdminOptions{Refresher: &fakeRefresher{}, LogLevel: &level}))
 	defer ts.Close()
-	if code, body := do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("warn\n"), nil); code != http.StatusOK || level.Level() != slog.LevelWarn {
+	if code, body := rctest.Do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("warn\n"), nil); code != http.StatusOK || level.Level() != slog.LevelWarn {
 		t.Errorf("PUT warn: %d %q, level %v", code, body, level.Level())
 	}
-	if code, _ := do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("loud"), nil); code != http.StatusBadRequest || level.Level() != slog.LevelWarn {
+	if code, _ := rctest.Do(t, http.MethodPut, ts.URL+"/v1/loglevel", []byte("loud"), nil); code != http.StatusBadRequest || level.Level() != slog.LevelWarn {
 		t.Errorf("PUT loud: %d, level %v", code, level.Level())
 	}
-	if code, body := do(t, http.MethodGet, ts.URL+"/v1/loglevel", nil, nil); code != http.StatusOK || body != "WARN\n" {
+	if code, body := rctest.Do(t, http.MethodGet, ts.URL+"/v1/loglevel", nil, nil); code != http.StatusOK || body != "WARN\n" {
 		t.Errorf("GET: %d %q", code, body)
 	}
 }

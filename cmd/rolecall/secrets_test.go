@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/token/devissuer"
 )
 
@@ -105,17 +106,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		seen.Write(b)
 	}
 	post := func(path string, body []byte, header map[string]string) {
-		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		seen.Write(b)
+		_, b := rctest.Do(t, http.MethodPost, base+path, body, header)
+		seen.WriteString(b)
 	}
 
 	// The upstream refuses: the failure is logged and reported.

@@ -1,10 +1,14 @@
 // Package rctest is the in-process test server the packages' tests share:
-// the bookstore example policy, and rolecall served over bufconn.
+// the bookstore example policy, rolecall served over bufconn, and an HTTP
+// request helper.
 package rctest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -110,4 +114,35 @@ func Dial(t testing.TB, target string, opts ...grpc.DialOption) *grpc.ClientConn
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// Do sends an HTTP request with body and header and returns the answer's
+// status and body.
+func Do(t testing.TB, method, url string, body []byte, header map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, b := Send(t, http.DefaultClient, req)
+	return resp.StatusCode, string(b)
+}
+
+// Send sends req with client and returns the answer with its body read and
+// closed.
+func Send(t testing.TB, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
