@@ -85,9 +85,6 @@ func New(engine *pdp.Engine, opts Options) *Decider {
 // Engine is the engine the Decider answers from.
 func (d *Decider) Engine() *pdp.Engine { return d.engine }
 
-// Tokens is the token validator, nil when no issuer is configured.
-func (d *Decider) Tokens() *token.Validator { return d.tokens }
-
 // Authz is the enforcement configuration with its defaults applied, nil when
 // the enforcement edges are off.
 func (d *Decider) Authz() *AuthzOptions { return d.authz }
