@@ -86,8 +86,8 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 // sorted, so that a damaged or foreign blob is an error, never a panic or a
 // wrong answer.
 func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
-	if len(data) < len(snapshotMagic) || string(data[:len(snapshotMagic)]) != string(snapshotMagic) {
-		return nil, fmt.Errorf("%w: not a rolecall snapshot of this version", ErrBadSnapshot)
+	if err := checkMagic(data); err != nil {
+		return nil, err
 	}
 	r := &reader{buf: data[len(snapshotMagic):]}
 	s = &Snapshot{}
@@ -233,6 +233,30 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 		return nil, r.err
 	}
 	return s, nil
+}
+
+// SnapshotVersion is the binary snapshot format this package writes and
+// reads.
+const SnapshotVersion = 1
+
+// ErrNewerSnapshot is returned (wrapped in ErrBadSnapshot) for a snapshot
+// written by a newer rolecall in a format version this one cannot read.
+var ErrNewerSnapshot = errors.New("snapshot format is newer than this rolecall reads")
+
+// checkMagic tells a snapshot of another version, which a newer rolecall
+// wrote, from data that is no snapshot at all.
+func checkMagic(data []byte) error {
+	prefix := snapshotMagic[:len(snapshotMagic)-1]
+	if len(data) < len(snapshotMagic) || string(data[:len(prefix)]) != string(prefix) {
+		return fmt.Errorf("%w: not a rolecall snapshot", ErrBadSnapshot)
+	}
+	if v := data[len(prefix)]; v != SnapshotVersion {
+		if v > SnapshotVersion {
+			return fmt.Errorf("%w: %w: format version %d, this rolecall reads version %d; upgrade rolecall", ErrBadSnapshot, ErrNewerSnapshot, v, SnapshotVersion)
+		}
+		return fmt.Errorf("%w: format version %d is not read by this rolecall (version %d)", ErrBadSnapshot, v, SnapshotVersion)
+	}
+	return nil
 }
 
 func sorted(l []int32) bool {

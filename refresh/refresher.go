@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -47,6 +48,17 @@ type Config struct {
 	// policy, or a stale one withheld or restored. The server uses it to
 	// update readiness.
 	OnChange func()
+	// PublicKey, when set, accepts only snapshot bundles signed with it:
+	// documents, unsigned bundles and bundles signed with another key are
+	// refused, and the last good policy keeps serving.
+	PublicKey ed25519.PublicKey
+	// LongPollWait is how long the server of a LongPollUpstream may hold a
+	// fetch open waiting for a change (Prefer: wait). 0 disables long polling.
+	LongPollWait time.Duration
+	// OnInstall, when set, is called with every policy swapped in (the warm
+	// start's too), after the swap and outside the refresher's lock. A
+	// publisher uses it.
+	OnInstall func(Installed)
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now defaults to time.Now; tests set it.
@@ -59,6 +71,23 @@ const largeDocument = 4 << 20
 
 // DefaultInterval is the poll interval when Config.Interval is zero.
 const DefaultInterval = 5 * time.Minute
+
+// Installed is a policy the refresher has just swapped in.
+type Installed struct {
+	Snapshot *pdp.Snapshot
+	// Binary is the snapshot's MarshalBinary, when the refresher made one;
+	// nil otherwise.
+	Binary []byte
+	// Document is what the policy was read from: a JSON or YAML document,
+	// or the bundle itself when Format is FormatSnapshot.
+	Document Document
+	// PublishedAt is when the policy was first served by its publisher: the
+	// bundle's or the Rolecall-Published-At header's time, else when this
+	// refresher first fetched it.
+	PublishedAt time.Time
+	// Publisher names who published it ("" when not a published policy).
+	Publisher string
+}
 
 // Status describes the policy being served and the refreshes.
 type Status struct {

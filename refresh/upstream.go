@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 )
@@ -26,12 +28,48 @@ type Upstream interface {
 	String() string
 }
 
-// Document is a policy document as fetched.
+// Document is a policy document, or a published snapshot bundle, as fetched.
 type Document struct {
-	Data   []byte
+	Data []byte
+	// Format is the document's syntax, or FormatSnapshot for a bundle
+	// (package bundle), which is installed without parsing or compiling.
 	Format policyfile.Format
 	// ETag is the upstream's version tag for this content.
 	ETag string
+	// PublishedAt is when a rolecall publisher first served this policy, as
+	// its Rolecall-Published-At header said; zero when unknown. A bundle
+	// carries its own, which wins.
+	PublishedAt time.Time
+}
+
+// FormatSnapshot is the Format of a published snapshot bundle
+// (bundle.MediaType): a compiled policy, installed without compiling.
+const FormatSnapshot policyfile.Format = "snapshot"
+
+// DetectFormat is policyfile.DetectFormat that also knows bundles, by their
+// magic bytes: a policy.snap file or object is a bundle whatever its name.
+func DetectFormat(name string, data []byte) policyfile.Format {
+	if bundle.IsBundle(data) {
+		return FormatSnapshot
+	}
+	return policyfile.DetectFormat(name, data)
+}
+
+// PublishedAtHeader is the response header in which a rolecall publisher
+// says when it first served the policy it answers with (RFC 3339, UTC,
+// nanoseconds); consumers measure propagation delay from it.
+const PublishedAtHeader = "Rolecall-Published-At"
+
+// LongPollUpstream is an Upstream whose server can hold a fetch open until
+// its policy changes (a rolecall publisher, with Prefer: wait=N).
+type LongPollUpstream interface {
+	Upstream
+	// FetchWait is Fetch asking the server to answer only once the policy is
+	// no longer the one tagged etag, or wait has passed. held reports whether
+	// the server honoured the wait (it said Preference-Applied), with a
+	// document or with ErrNotModified: then the refresher asks again at once
+	// instead of sleeping its interval.
+	FetchWait(ctx context.Context, etag string, wait time.Duration) (doc Document, held bool, err error)
 }
 
 // ErrNotModified is returned by Upstream.Fetch when the document has not

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
 )
 
@@ -80,7 +79,7 @@ func (f *Upstream) Fetch(_ context.Context, etag string) (refresh.Document, erro
 	if refresh.ContentTag(data) != tag {
 		return refresh.Document{}, fmt.Errorf("%s changed while it was read; the next poll reads it again", f.path)
 	}
-	return refresh.Document{Data: data, Format: policyfile.DetectFormat(f.path, data), ETag: tag}, nil
+	return refresh.Document{Data: data, Format: refresh.DetectFormat(f.path, data), ETag: tag}, nil
 }
 
 func (f *Upstream) hash() (string, error) {
