@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
@@ -111,6 +112,27 @@ type Status struct {
 	// Withheld is set when a stale policy is not served (FailWhenStale).
 	Withheld bool
 	Counts   pdp.Counts
+	// Format is what the served policy was read from: "snapshot" for a
+	// published bundle, else the document's syntax.
+	Format string
+	// PublishedAt and Publisher say when and by whom the served policy was
+	// first published, for a policy from a rolecall publisher (a bundle or
+	// a hub's JSON); zero and "" otherwise.
+	PublishedAt time.Time
+	Publisher   string
+	// SigningKey is the id of the key that signed the served bundle, ""
+	// when unsigned; Verified says the signature was checked with the
+	// configured public key.
+	SigningKey string
+	Verified   bool
+	// PropagationDelay is how long after PublishedAt this process started
+	// serving the policy: the distribution tier's latency. Zero when unknown
+	// or when the policy came from the cache.
+	PropagationDelay time.Duration
+	// LongPolling is set while the upstream holds fetches open until the
+	// policy changes (a rolecall publisher), instead of being polled on the
+	// interval.
+	LongPolling bool
 	// Cumulative refresh outcomes, for metrics: a new policy loaded, the
 	// upstream confirming the one held, and failures.
 	AttemptsLoaded, AttemptsNotModified, AttemptsFailed uint64
@@ -142,7 +164,19 @@ type Refresher struct {
 	rejected string
 	// retryAfter is what the upstream last asked for with Retry-After.
 	retryAfter time.Duration
+
+	// fetchMu serializes refreshes: a long poll and an urgent refresh never
+	// install at the same time. cancelWait ends a long poll held open (nil
+	// when none is); urgent counts refreshes waiting for it to end.
+	fetchMu    gosync.Mutex
+	cancelWait context.CancelFunc
+	urgent     int
 }
+
+// maxFutureSkew is how far in this host's future a bundle's publish time may
+// be. Further means the publisher's clock is wrong; serving the bundle would
+// make every honest bundle after it look like a replay.
+const maxFutureSkew = 5 * time.Minute
 
 // New checks cfg and returns a Refresher.
 func New(cfg Config) (*Refresher, error) {
@@ -225,11 +259,13 @@ func (r *Refresher) WarmStart() (bool, error) {
 	if rec.Source != r.cfg.Upstream.String() {
 		etag = "" // a tag from another source says nothing about this one
 	}
-	r.install(snap, rec.contentSum, func(st *Status) {
+	pol := rec.loaded
+	r.install(pol, func(st *Status) {
 		st.ETag = etag
 		st.FromCache = true
 		st.FetchedAt = rec.FetchedAt
 		st.LastSuccess = rec.FetchedAt
+		st.PropagationDelay = 0
 	})
 	r.log.Info("serving cached policy", "revision", snap.Revision(), "cached_from", rec.Source, "fetched_at", rec.FetchedAt)
 	r.checkStale()
@@ -239,26 +275,29 @@ func (r *Refresher) WarmStart() (bool, error) {
 // cachedPolicy is what a warm start knows of the cached document.
 type cachedPolicy struct {
 	cache.PolicyRecord
-	contentSum [sha256.Size]byte
+	loaded loaded
 }
 
 // cachedSnapshot reads the cached policy: its binary snapshot when there is
 // a good one (fast, even for millions of subjects), else its document,
-// compiled. It returns a nil snapshot when the cache holds no policy.
+// compiled, or its bundle, opened. It returns a nil snapshot when the cache
+// holds no policy. With a public key only a bundle signed with it is used.
 func (r *Refresher) cachedSnapshot() (*pdp.Snapshot, cachedPolicy, error) {
 	var snap *pdp.Snapshot
 	rec, ok, err := r.cfg.Cache.LoadSnapshot(func(b []byte) (err error) {
 		snap, err = pdp.UnmarshalSnapshot(b)
 		return err
 	})
-	if err == nil && ok && snap.Revision() == rec.Revision {
+	// A publisher needs the document as well, to publish it as JSON.
+	if err == nil && ok && snap.Revision() == rec.Revision && r.cfg.PublicKey == nil && r.cfg.OnInstall == nil {
 		// The document's digest is stored beside it; reading it is cheap.
 		if sum, err := r.cfg.Cache.PolicyDigest(); err == nil {
-			return snap, cachedPolicy{rec, sum}, nil
+			l := loaded{snap: snap, sum: sum, format: policyfile.Format(rec.Format), publishedAt: rec.FetchedAt}
+			return snap, cachedPolicy{rec, l}, nil
 		}
 	}
-	if err != nil || ok {
-		r.log.Warn("cached policy snapshot unusable; compiling the cached document", "error", err)
+	if err != nil {
+		r.log.Warn("cached policy snapshot unusable; reading the cached document", "error", err)
 	}
 	rec, ok, err = r.cfg.Cache.LoadPolicy()
 	if err != nil {
@@ -267,30 +306,156 @@ func (r *Refresher) cachedSnapshot() (*pdp.Snapshot, cachedPolicy, error) {
 	if !ok {
 		return nil, cachedPolicy{}, nil
 	}
-	snap, err = policyfile.Compile(rec.Document, policyfile.Format(rec.Format))
+	doc := Document{Data: rec.Document, Format: policyfile.Format(rec.Format), ETag: rec.ETag}
+	l, err := r.load(doc, rec.FetchedAt)
 	if err != nil {
-		return nil, cachedPolicy{}, fmt.Errorf("cached policy (revision %q) does not compile: %w", rec.Revision, err)
+		return nil, cachedPolicy{}, fmt.Errorf("cached policy (revision %q) not usable: %w", rec.Revision, err)
 	}
-	return snap, cachedPolicy{rec, sha256.Sum256(rec.Document)}, nil
+	return l.snap, cachedPolicy{rec, l}, nil
+}
+
+// loaded is a policy read from a document or bundle, ready to install.
+type loaded struct {
+	snap *pdp.Snapshot
+	// binary is the snapshot in binary form when at hand (a bundle's, or
+	// marshalled for the cache); nil otherwise.
+	binary []byte
+	// sum identifies the content: the document's SHA-256, or the bundle's
+	// snapshot digest, the same for every publisher of that policy.
+	sum         [sha256.Size]byte
+	doc         Document
+	format      policyfile.Format
+	publishedAt time.Time
+	publisher   string
+	keyID       string
+	verified    bool
+	// bundleRevision is the revision the bundle's envelope names.
+	bundleRevision string
+	// published is set for a policy from a rolecall publisher, whose
+	// publish time measures propagation.
+	published bool
+}
+
+// identify opens a bundle (checking its digest and, with a public key, its
+// signature) or hashes a document, without compiling anything: enough to
+// tell whether the content is the one served.
+func (r *Refresher) identify(doc Document, fetchedAt time.Time) (loaded, error) {
+	l := loaded{doc: doc, format: doc.Format, publishedAt: fetchedAt}
+	if doc.Format != FormatSnapshot {
+		if r.cfg.PublicKey != nil {
+			return loaded{}, fmt.Errorf("%w: a public key is configured (policy.public_key_file), so only snapshot bundles signed with it (key %s) are accepted; the upstream sent a %s document", bundle.ErrUnsigned, bundle.KeyID(r.cfg.PublicKey), doc.Format)
+		}
+		l.sum = sha256.Sum256(doc.Data)
+		if !doc.PublishedAt.IsZero() {
+			l.publishedAt, l.published = doc.PublishedAt, true
+		}
+		return l, nil
+	}
+	b, err := bundle.Open(doc.Data, r.cfg.PublicKey)
+	if err != nil {
+		return loaded{}, err
+	}
+	l.binary, l.sum = b.Snapshot, b.Digest
+	l.publishedAt, l.publisher, l.published = b.PublishedAt, b.Publisher, true
+	l.keyID, l.verified, l.bundleRevision = b.KeyID, b.Verified, b.Revision
+	return l, nil
+}
+
+// load identifies doc and decodes it: a bundle's snapshot is unmarshalled
+// and checked, a document parsed, validated and compiled.
+func (r *Refresher) load(doc Document, fetchedAt time.Time) (loaded, error) {
+	l, err := r.identify(doc, fetchedAt)
+	if err != nil {
+		return loaded{}, err
+	}
+	return l, r.decode(&l)
+}
+
+func (r *Refresher) decode(l *loaded) (err error) {
+	if l.format != FormatSnapshot {
+		l.snap, err = policyfile.Compile(l.doc.Data, l.doc.Format)
+		return err
+	}
+	if l.snap, err = pdp.UnmarshalSnapshot(l.binary); err != nil {
+		return err
+	}
+	if l.snap.Revision() != l.bundleRevision {
+		return fmt.Errorf("%w: the bundle says revision %q but its snapshot is revision %q", bundle.ErrBad, l.bundleRevision, l.snap.Revision())
+	}
+	return nil
 }
 
 // RefreshOnce fetches the upstream's document and, when it changed and is
 // valid, persists it and swaps it in. On any failure the current policy keeps
 // serving and the error is recorded in the status and returned. Concurrent
-// calls share one fetch.
+// calls share one fetch; a long poll held open is ended first, so that an
+// urgent refresh (SIGHUP, POST /v1/refresh) never waits on it.
 func (r *Refresher) RefreshOnce(ctx context.Context) error {
-	_, err, _ := r.flight.Do("refresh", func() (any, error) { return nil, r.refresh(ctx) })
+	r.mu.Lock()
+	r.urgent++
+	if r.cancelWait != nil {
+		r.cancelWait()
+	}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.urgent--
+		r.mu.Unlock()
+	}()
+	_, err, _ := r.flight.Do("refresh", func() (any, error) { return nil, r.refresh(ctx, 0) })
 	return err
 }
 
-func (r *Refresher) refresh(ctx context.Context) error {
+// longPoll is one refresh through a long-poll fetch. A poll ended by
+// RefreshOnce or Trigger is neither a success nor a failure.
+//
+// It reports whether the upstream held the fetch (or the poll was ended
+// early): then the next long poll may start at once.
+func (r *Refresher) longPoll(ctx context.Context) (held bool) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.mu.Lock()
+	if r.urgent > 0 {
+		r.mu.Unlock()
+		return true
+	}
+	r.cancelWait = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.cancelWait = nil
+		held = held || r.status.LongPolling && r.status.ConsecutiveFailures == 0
+		r.mu.Unlock()
+	}()
+	_ = r.refresh(wctx, r.cfg.LongPollWait)
+	return wctx.Err() != nil && ctx.Err() == nil
+}
+
+// refresh fetches, holding the fetch open up to wait when the upstream can
+// long-poll, and installs what changed.
+func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
 	defer r.checkStale()
 	r.retryUnsaved()
 	r.mu.Lock()
 	etag := r.status.ETag
 	r.mu.Unlock()
 
-	doc, err := r.cfg.Upstream.Fetch(ctx, etag)
+	var doc Document
+	var err error
+	if lp, ok := r.cfg.Upstream.(LongPollUpstream); ok && wait > 0 {
+		var held bool
+		doc, held, err = lp.FetchWait(ctx, etag, wait)
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil // ended by an urgent refresh, a trigger or shutdown
+		}
+		r.mu.Lock()
+		r.status.LongPolling = held && (err == nil || errors.Is(err, ErrNotModified))
+		r.mu.Unlock()
+	} else {
+		doc, err = r.cfg.Upstream.Fetch(ctx, etag)
+	}
 	now := r.cfg.Now()
 	if errors.Is(err, ErrNotModified) {
 		r.confirm(now, etag)
@@ -299,21 +464,35 @@ func (r *Refresher) refresh(ctx context.Context) error {
 	if err != nil {
 		return r.fail(now, fmt.Errorf("fetch: %w", err))
 	}
-	sum := sha256.Sum256(doc.Data)
+	l, err := r.identify(doc, now)
+	if err != nil {
+		return r.fail(now, err)
+	}
 	r.mu.Lock()
-	same := r.served != nil && sum == r.contentSum
+	same := r.served != nil && l.sum == r.contentSum
 	lastErr, rejected := r.status.LastError, doc.ETag != "" && doc.ETag == r.rejected
+	servedAt := r.status.PublishedAt
 	r.mu.Unlock()
 	if same {
-		// A new tag on the same bytes: nothing to compile, store or swap.
+		// A new tag on the same content (another hub replica's bundle, a
+		// touched file): nothing to compile, store or swap.
 		r.confirm(now, doc.ETag)
 		return nil
 	}
 	if rejected {
 		return r.fail(now, fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr))
 	}
-	snap, err := policyfile.Compile(doc.Data, doc.Format)
-	if err != nil {
+	if l.format == FormatSnapshot {
+		if !servedAt.IsZero() && l.publishedAt.Before(servedAt) {
+			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, before the one served (published at %s): a replayed or rolled-back bundle, or a publisher behind its peers",
+				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), servedAt.Format(time.RFC3339Nano)))
+		}
+		if ahead := l.publishedAt.Sub(now); ahead > maxFutureSkew {
+			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, %s ahead of this host's clock: check the publisher's clock",
+				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), ahead.Round(time.Second)))
+		}
+	}
+	if err := r.decode(&l); err != nil {
 		r.mu.Lock()
 		r.rejected = doc.ETag
 		r.mu.Unlock()
@@ -323,28 +502,36 @@ func (r *Refresher) refresh(ctx context.Context) error {
 		rec := cache.PolicyRecord{
 			Document:  doc.Data,
 			Format:    string(doc.Format),
-			Revision:  snap.Revision(),
+			Revision:  l.snap.Revision(),
 			ETag:      doc.ETag,
 			Source:    r.cfg.Upstream.String(),
 			FetchedAt: now.UTC(),
 		}
-		if bin, err := snap.MarshalBinary(); err == nil {
-			rec.Snapshot = bin
+		// A bundle is stored as it came (its signature is checked again at
+		// a warm start); a document with its compiled snapshot beside it.
+		if l.format != FormatSnapshot {
+			if bin, err := l.snap.MarshalBinary(); err == nil {
+				rec.Snapshot, l.binary = bin, bin
+			}
 		}
 		if err := r.cfg.Cache.SavePolicy(rec); err != nil {
 			// Serving the newer policy matters more than persisting it: it
 			// may revoke access. The save is retried on the next refresh.
-			r.log.Error("could not persist the new policy; serving it anyway and retrying", "revision", snap.Revision(), "error", err)
+			r.log.Error("could not persist the new policy; serving it anyway and retrying", "revision", l.snap.Revision(), "error", err)
 			r.mu.Lock()
 			r.unsaved = &rec
 			r.mu.Unlock()
 		}
 	}
-	r.install(snap, sum, func(st *Status) {
+	r.install(l, func(st *Status) {
 		st.ETag = doc.ETag
 		st.FromCache = false
 		st.FetchedAt = now
 		st.LastSuccess = now
+		st.PropagationDelay = 0
+		if l.published {
+			st.PropagationDelay = max(now.Sub(l.publishedAt), 0)
+		}
 	})
 	r.mu.Lock()
 	r.status.AttemptsLoaded++
@@ -354,28 +541,44 @@ func (r *Refresher) refresh(ctx context.Context) error {
 		// memory back now rather than as the scavenger gets to it.
 		debug.FreeOSMemory()
 	}
-	r.log.Info("policy loaded", "revision", snap.Revision(), "etag", doc.ETag,
-		"resources", snap.Counts().Resources, "roles", snap.Counts().Roles,
-		"organizations", snap.Counts().Organizations, "subjects", snap.Counts().Subjects)
+	args := []any{"revision", l.snap.Revision(), "etag", doc.ETag, "format", l.format,
+		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
+		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects}
+	if l.published {
+		args = append(args, "published_at", l.publishedAt, "publisher", l.publisher, "propagation_delay", max(now.Sub(l.publishedAt), 0))
+	}
+	if l.format == FormatSnapshot {
+		args = append(args, "signing_key", l.keyID, "verified", l.verified)
+	}
+	r.log.Info("policy loaded", args...)
 	return nil
 }
 
-// install serves snap and records it.
-func (r *Refresher) install(snap *pdp.Snapshot, sum [sha256.Size]byte, update func(*Status)) {
-	r.cfg.Engine.Swap(snap)
+// install serves l and records it.
+func (r *Refresher) install(l loaded, update func(*Status)) {
+	r.cfg.Engine.Swap(l.snap)
 	r.mu.Lock()
-	r.served, r.contentSum = snap, sum
+	r.served, r.contentSum = l.snap, l.sum
 	r.status.Loaded = true
 	r.status.Withheld = false
-	r.status.Revision = snap.Revision()
-	r.status.Counts = snap.Counts()
+	r.status.Revision = l.snap.Revision()
+	r.status.Counts = l.snap.Counts()
 	r.status.LoadedAt = r.cfg.Now()
 	r.status.LastError = ""
 	r.status.ConsecutiveFailures = 0
+	r.status.Format = string(l.format)
+	r.status.PublishedAt, r.status.Publisher = time.Time{}, ""
+	if l.published {
+		r.status.PublishedAt, r.status.Publisher = l.publishedAt, l.publisher
+	}
+	r.status.SigningKey, r.status.Verified = l.keyID, l.verified
 	r.retryAfter = 0
 	update(&r.status)
 	r.mu.Unlock()
 	r.cfg.OnChange()
+	if r.cfg.OnInstall != nil {
+		r.cfg.OnInstall(Installed{Snapshot: l.snap, Binary: l.binary, Document: l.doc, PublishedAt: l.publishedAt, Publisher: l.publisher})
+	}
 }
 
 // confirm records that the upstream still holds the served document.
@@ -458,6 +661,11 @@ func (r *Refresher) retryUnsaved() {
 // Trigger asks Run to refresh now. Triggers that arrive while one is pending
 // collapse into one refresh.
 func (r *Refresher) Trigger() {
+	r.mu.Lock()
+	if r.cancelWait != nil {
+		r.cancelWait()
+	}
+	r.mu.Unlock()
 	select {
 	case r.trigger <- struct{}{}:
 	default:
@@ -467,20 +675,58 @@ func (r *Refresher) Trigger() {
 // Run refreshes at once, then every Interval (with jitter), sooner with
 // backoff after failures, and on Trigger, until ctx is done. Failures are
 // logged and recorded, never fatal.
+//
+// While the upstream long-polls (a rolecall publisher honouring
+// Prefer: wait), the next fetch starts as soon as one ends, so a change
+// arrives as soon as it is published; a publisher that stops holding
+// fetches puts the refresher back on its interval.
 func (r *Refresher) Run(ctx context.Context) error {
 	_ = r.RefreshOnce(ctx)
 	t := time.NewTimer(r.NextDelay())
 	defer t.Stop()
 	for {
+		if r.canLongPoll() {
+			start := r.cfg.Now()
+			if r.longPoll(ctx) {
+				// A publisher answering at once over and over (a busy
+				// source, a misbehaving proxy) is not polled in a tight loop.
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-r.trigger:
+					_ = r.RefreshOnce(ctx)
+				case <-time.After(max(minLongPollGap-r.cfg.Now().Sub(start), 0)):
+				}
+				continue
+			}
+		}
+		t.Reset(r.NextDelay())
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if r.canLongPoll() {
+				continue // the long poll at the top is this refresh
+			}
 		case <-r.trigger:
 		}
 		_ = r.RefreshOnce(ctx)
-		t.Reset(r.NextDelay())
 	}
+}
+
+// minLongPollGap is the least time from one long poll's start to the next.
+const minLongPollGap = 100 * time.Millisecond
+
+// canLongPoll reports whether the next refresh may be a long poll: the
+// upstream can hold fetches, a policy is served (a wait needs its tag) and
+// the last refresh succeeded (after failures the backoff applies).
+func (r *Refresher) canLongPoll() bool {
+	if _, ok := r.cfg.Upstream.(LongPollUpstream); !ok || r.cfg.LongPollWait <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.served != nil && r.status.ETag != "" && r.status.ConsecutiveFailures == 0
 }
 
 // NextDelay is how long Run waits before the next refresh: the interval with
