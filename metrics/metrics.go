@@ -112,7 +112,10 @@ var (
 	syncAttempts      = prometheus.NewDesc("rolecall_policy_sync_attempts_total", "Policy refreshes, by result: loaded (a new policy), not_modified (the upstream confirmed the one held), error.", []string{"result"}, nil)
 	syncLastSuccess   = prometheus.NewDesc("rolecall_policy_last_success_timestamp_seconds", "When the upstream last answered with a valid policy or a confirmation (Unix time).", nil, nil)
 	policyAge         = prometheus.NewDesc("rolecall_policy_age_seconds", "Seconds since the last successful refresh.", nil, nil)
-	policyInfo        = prometheus.NewDesc("rolecall_policy_info", "The policy being served (always 1).", []string{"revision", "source"}, nil)
+	policyInfo        = prometheus.NewDesc("rolecall_policy_info", "The policy being served (always 1): its revision, source, format (snapshot, json, yaml), publisher and signing key.", []string{"revision", "source", "format", "publisher", "signing_key"}, nil)
+	policyPublished   = prometheus.NewDesc("rolecall_policy_published_timestamp_seconds", "When the served policy was first published by a rolecall publisher (Unix time); absent for a policy not from a publisher.", nil, nil)
+	policyPropagation = prometheus.NewDesc("rolecall_policy_propagation_delay_seconds", "Seconds from the publisher publishing the served policy to this process serving it.", nil, nil)
+	policyLongPolling = prometheus.NewDesc("rolecall_policy_long_polling", "1 while the upstream holds fetches open until the policy changes, 0 when it is polled on the interval.", nil, nil)
 	policyLoaded      = prometheus.NewDesc("rolecall_policy_loaded", "1 when a policy is loaded and served, 0 when none is or it is withheld.", nil, nil)
 	policyStale       = prometheus.NewDesc("rolecall_policy_stale", "1 when the last successful refresh is older than max_stale.", nil, nil)
 	syncFailures      = prometheus.NewDesc("rolecall_policy_sync_consecutive_failures", "Refreshes that failed in a row.", nil, nil)
@@ -125,7 +128,7 @@ var (
 )
 
 func (s *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{syncAttempts, syncLastSuccess, policyAge, policyInfo, policyLoaded, policyStale, syncFailures, policyObjects, tokenValidations, tokenCacheHits, tokenCacheMisses, jwksFetches, decisionLogWrites} {
+	for _, d := range []*prometheus.Desc{syncAttempts, syncLastSuccess, policyAge, policyInfo, policyPublished, policyPropagation, policyLongPolling, policyLoaded, policyStale, syncFailures, policyObjects, tokenValidations, tokenCacheHits, tokenCacheMisses, jwksFetches, decisionLogWrites} {
 		ch <- d
 	}
 }
@@ -145,12 +148,17 @@ func (s *scraped) Collect(ch chan<- prometheus.Metric) {
 		gauge(syncFailures, float64(st.ConsecutiveFailures))
 		gauge(policyStale, boolValue(st.Stale))
 		gauge(policyLoaded, boolValue(st.Loaded && !st.Withheld))
+		gauge(policyLongPolling, boolValue(st.LongPolling))
 		if !st.LastSuccess.IsZero() {
 			gauge(syncLastSuccess, float64(st.LastSuccess.UnixNano())/1e9)
 			gauge(policyAge, s.src.Now().Sub(st.LastSuccess).Seconds())
 		}
 		if st.Loaded {
-			gauge(policyInfo, 1, st.Revision, st.Source)
+			gauge(policyInfo, 1, st.Revision, st.Source, st.Format, st.Publisher, st.SigningKey)
+			if !st.PublishedAt.IsZero() {
+				gauge(policyPublished, float64(st.PublishedAt.UnixNano())/1e9)
+				gauge(policyPropagation, st.PropagationDelay.Seconds())
+			}
 			gauge(policyObjects, float64(st.Counts.Resources), "resources")
 			gauge(policyObjects, float64(st.Counts.Roles), "roles")
 			gauge(policyObjects, float64(st.Counts.Organizations), "organizations")

@@ -123,9 +123,12 @@ rolecall_policy_age_seconds 90
 # HELP rolecall_policy_last_success_timestamp_seconds When the upstream last answered with a valid policy or a confirmation (Unix time).
 # TYPE rolecall_policy_last_success_timestamp_seconds gauge
 rolecall_policy_last_success_timestamp_seconds 1.7952624e+09
-# HELP rolecall_policy_info The policy being served (always 1).
+# HELP rolecall_policy_info The policy being served (always 1): its revision, source, format (snapshot, json, yaml), publisher and signing key.
 # TYPE rolecall_policy_info gauge
-rolecall_policy_info{revision="bookstore-2026-11-20.1",source="file:/etc/rolecall/bookstore.yaml"} 1
+rolecall_policy_info{format="yaml",publisher="",revision="bookstore-2026-11-20.1",signing_key="",source="file:/etc/rolecall/bookstore.yaml"} 1
+# HELP rolecall_policy_long_polling 1 while the upstream holds fetches open until the policy changes, 0 when it is polled on the interval.
+# TYPE rolecall_policy_long_polling gauge
+rolecall_policy_long_polling 0
 # HELP rolecall_policy_loaded 1 when a policy is loaded and served, 0 when none is or it is withheld.
 # TYPE rolecall_policy_loaded gauge
 rolecall_policy_loaded 1
@@ -154,7 +157,7 @@ rolecall_decision_log_entries_total{result="written"} 7
 `
 	names := []string{
 		"rolecall_decisions_total", "rolecall_policy_sync_attempts_total", "rolecall_policy_age_seconds",
-		"rolecall_policy_last_success_timestamp_seconds", "rolecall_policy_info", "rolecall_policy_loaded",
+		"rolecall_policy_last_success_timestamp_seconds", "rolecall_policy_info", "rolecall_policy_long_polling", "rolecall_policy_loaded",
 		"rolecall_policy_stale", "rolecall_policy_sync_consecutive_failures", "rolecall_policy_objects",
 		"rolecall_verified_token_cache_hits_total", "rolecall_verified_token_cache_misses_total",
 		"rolecall_decision_log_entries_total",
@@ -266,4 +269,36 @@ func hasMetric(t *testing.T, g prometheus.Gatherer, name string) bool {
 		}
 	}
 	return false
+}
+
+// A policy from a publisher shows where it came from and how long it took.
+func TestPublishedPolicyMetrics(t *testing.T) {
+	published := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	st := refresh.Status{
+		Loaded: true, Revision: "r9", Source: "https://hub:8443/v1/policy", Format: "snapshot",
+		PublishedAt: published, Publisher: "hub-1", SigningKey: "ed25519:0011223344556677", Verified: true,
+		PropagationDelay: 42 * time.Millisecond, LongPolling: true,
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if _, err := metrics.New(reg, metrics.Sources{Policy: func() refresh.Status { return st }, Now: time.Now}); err != nil {
+		t.Fatal(err)
+	}
+	const want = `
+# HELP rolecall_policy_info The policy being served (always 1): its revision, source, format (snapshot, json, yaml), publisher and signing key.
+# TYPE rolecall_policy_info gauge
+rolecall_policy_info{format="snapshot",publisher="hub-1",revision="r9",signing_key="ed25519:0011223344556677",source="https://hub:8443/v1/policy"} 1
+# HELP rolecall_policy_long_polling 1 while the upstream holds fetches open until the policy changes, 0 when it is polled on the interval.
+# TYPE rolecall_policy_long_polling gauge
+rolecall_policy_long_polling 1
+# HELP rolecall_policy_propagation_delay_seconds Seconds from the publisher publishing the served policy to this process serving it.
+# TYPE rolecall_policy_propagation_delay_seconds gauge
+rolecall_policy_propagation_delay_seconds 0.042
+# HELP rolecall_policy_published_timestamp_seconds When the served policy was first published by a rolecall publisher (Unix time); absent for a policy not from a publisher.
+# TYPE rolecall_policy_published_timestamp_seconds gauge
+rolecall_policy_published_timestamp_seconds 1.7962056e+09
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rolecall_policy_info", "rolecall_policy_long_polling",
+		"rolecall_policy_propagation_delay_seconds", "rolecall_policy_published_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
 }

@@ -6,6 +6,7 @@ package v1conv
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rolecall/rolecall/decide"
@@ -85,6 +86,15 @@ func StatusResponse(st decide.Status) *rolecallv1.GetPolicyStatusResponse {
 	resp.ConsecutiveFailures = int32(st.ConsecutiveFailures)
 	resp.Stale = st.Stale
 	resp.Withheld = st.Withheld
+	resp.Format = st.Format
+	resp.PublishedAt = optionalTime(st.PublishedAt)
+	resp.Publisher = st.Publisher
+	if st.PropagationDelay > 0 {
+		resp.PropagationDelay = durationpb.New(st.PropagationDelay)
+	}
+	resp.SigningKey = st.SigningKey
+	resp.Verified = st.Verified
+	resp.LongPolling = st.LongPolling
 	if st.Issuers != nil {
 		resp.Issuers = issuers(st.Issuers)
 	}

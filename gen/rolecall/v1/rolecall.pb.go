@@ -15,6 +15,7 @@ package rolecallv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -750,8 +751,26 @@ type GetPolicyStatusResponse struct {
 	Stale bool `protobuf:"varint,16,opt,name=stale" json:"stale,omitempty"`
 	// The stale policy is withheld (--on-stale fail): Check answers
 	// UNAVAILABLE until the upstream is reached.
-	Withheld      bool                   `protobuf:"varint,17,opt,name=withheld" json:"withheld,omitempty"`
-	LastErrorAt   *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=last_error_at,json=lastErrorAt" json:"last_error_at,omitempty"`
+	Withheld    bool                   `protobuf:"varint,17,opt,name=withheld" json:"withheld,omitempty"`
+	LastErrorAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=last_error_at,json=lastErrorAt" json:"last_error_at,omitempty"`
+	// What the policy was read from: "snapshot" (a published bundle, installed
+	// without compiling), "json" or "yaml".
+	Format string `protobuf:"bytes,19,opt,name=format" json:"format,omitempty"`
+	// When the policy was first published by a rolecall publisher (a hub), as
+	// its bundle or its Rolecall-Published-At header says; unset otherwise.
+	PublishedAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=published_at,json=publishedAt" json:"published_at,omitempty"`
+	// Who published it: the publisher's name (publish.name, its host name by
+	// default).
+	Publisher string `protobuf:"bytes,21,opt,name=publisher" json:"publisher,omitempty"`
+	// How long after published_at this process started serving the policy.
+	PropagationDelay *durationpb.Duration `protobuf:"bytes,22,opt,name=propagation_delay,json=propagationDelay" json:"propagation_delay,omitempty"`
+	// The id of the key that signed the served bundle; empty when unsigned.
+	SigningKey string `protobuf:"bytes,23,opt,name=signing_key,json=signingKey" json:"signing_key,omitempty"`
+	// The bundle's signature was checked with the configured public key.
+	Verified bool `protobuf:"varint,24,opt,name=verified" json:"verified,omitempty"`
+	// The upstream holds fetches open until the policy changes (long polling)
+	// instead of being polled on the interval.
+	LongPolling   bool `protobuf:"varint,25,opt,name=long_polling,json=longPolling" json:"long_polling,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -910,6 +929,55 @@ func (x *GetPolicyStatusResponse) GetLastErrorAt() *timestamppb.Timestamp {
 		return x.LastErrorAt
 	}
 	return nil
+}
+
+func (x *GetPolicyStatusResponse) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *GetPolicyStatusResponse) GetPublishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PublishedAt
+	}
+	return nil
+}
+
+func (x *GetPolicyStatusResponse) GetPublisher() string {
+	if x != nil {
+		return x.Publisher
+	}
+	return ""
+}
+
+func (x *GetPolicyStatusResponse) GetPropagationDelay() *durationpb.Duration {
+	if x != nil {
+		return x.PropagationDelay
+	}
+	return nil
+}
+
+func (x *GetPolicyStatusResponse) GetSigningKey() string {
+	if x != nil {
+		return x.SigningKey
+	}
+	return ""
+}
+
+func (x *GetPolicyStatusResponse) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *GetPolicyStatusResponse) GetLongPolling() bool {
+	if x != nil {
+		return x.LongPolling
+	}
+	return false
 }
 
 // IssuerStatus describes the keys held for one token issuer.
@@ -1354,7 +1422,7 @@ var File_rolecall_v1_rolecall_proto protoreflect.FileDescriptor
 
 const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\n" +
-	"\x1arolecall/v1/rolecall.proto\x12\vrolecall.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
+	"\x1arolecall/v1/rolecall.proto\x12\vrolecall.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
 	"\fCheckRequest\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x12\x1a\n" +
@@ -1382,7 +1450,7 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12'\n" +
 	"\x0fpolicy_revision\x18\x03 \x01(\tR\x0epolicyRevision\x12+\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x13.rolecall.v1.ReasonR\x06reason\"\x18\n" +
-	"\x16GetPolicyStatusRequest\"\xba\x05\n" +
+	"\x16GetPolicyStatusRequest\"\xd7\a\n" +
 	"\x17GetPolicyStatusResponse\x12\x16\n" +
 	"\x06loaded\x18\x01 \x01(\bR\x06loaded\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x16\n" +
@@ -1405,7 +1473,15 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x14consecutive_failures\x18\x0f \x01(\x05R\x13consecutiveFailures\x12\x14\n" +
 	"\x05stale\x18\x10 \x01(\bR\x05stale\x12\x1a\n" +
 	"\bwithheld\x18\x11 \x01(\bR\bwithheld\x12>\n" +
-	"\rlast_error_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\"\xb3\x01\n" +
+	"\rlast_error_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\x12\x16\n" +
+	"\x06format\x18\x13 \x01(\tR\x06format\x12=\n" +
+	"\fpublished_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\x12\x1c\n" +
+	"\tpublisher\x18\x15 \x01(\tR\tpublisher\x12F\n" +
+	"\x11propagation_delay\x18\x16 \x01(\v2\x19.google.protobuf.DurationR\x10propagationDelay\x12\x1f\n" +
+	"\vsigning_key\x18\x17 \x01(\tR\n" +
+	"signingKey\x12\x1a\n" +
+	"\bverified\x18\x18 \x01(\bR\bverified\x12!\n" +
+	"\flong_polling\x18\x19 \x01(\bR\vlongPolling\"\xb3\x01\n" +
 	"\fIssuerStatus\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\x05R\x04keys\x129\n" +
@@ -1516,6 +1592,7 @@ var file_rolecall_v1_rolecall_proto_goTypes = []any{
 	(*TokenClaims)(nil),             // 15: rolecall.v1.TokenClaims
 	(*ValidateTokenResponse)(nil),   // 16: rolecall.v1.ValidateTokenResponse
 	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 18: google.protobuf.Duration
 }
 var file_rolecall_v1_rolecall_proto_depIdxs = []int32{
 	0,  // 0: rolecall.v1.CheckResponse.reason:type_name -> rolecall.v1.Reason
@@ -1528,29 +1605,31 @@ var file_rolecall_v1_rolecall_proto_depIdxs = []int32{
 	12, // 7: rolecall.v1.GetPolicyStatusResponse.issuers:type_name -> rolecall.v1.IssuerStatus
 	17, // 8: rolecall.v1.GetPolicyStatusResponse.last_success:type_name -> google.protobuf.Timestamp
 	17, // 9: rolecall.v1.GetPolicyStatusResponse.last_error_at:type_name -> google.protobuf.Timestamp
-	17, // 10: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
-	14, // 11: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
-	2,  // 12: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
-	17, // 13: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 14: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
-	1,  // 15: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
-	15, // 16: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
-	4,  // 17: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
-	3,  // 18: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
-	5,  // 19: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
-	7,  // 20: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
-	10, // 21: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
-	13, // 22: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
-	4,  // 23: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
-	6,  // 24: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
-	9,  // 25: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
-	11, // 26: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
-	16, // 27: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	17, // 10: rolecall.v1.GetPolicyStatusResponse.published_at:type_name -> google.protobuf.Timestamp
+	18, // 11: rolecall.v1.GetPolicyStatusResponse.propagation_delay:type_name -> google.protobuf.Duration
+	17, // 12: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
+	14, // 13: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
+	2,  // 14: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
+	17, // 15: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 16: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
+	15, // 18: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
+	4,  // 19: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
+	3,  // 20: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
+	5,  // 21: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
+	7,  // 22: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
+	10, // 23: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
+	13, // 24: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
+	4,  // 25: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
+	6,  // 26: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
+	9,  // 27: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
+	11, // 28: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
+	16, // 29: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_rolecall_v1_rolecall_proto_init() }
