@@ -129,9 +129,9 @@ type Status struct {
 	// serving the policy: the distribution tier's latency. Zero when unknown
 	// or when the policy came from the cache.
 	PropagationDelay time.Duration
-	// LongPolling is set while the upstream holds fetches open until the
-	// policy changes (a rolecall publisher), instead of being polled on the
-	// interval.
+	// LongPolling is set while a long-poll fetch is open or the upstream
+	// held the last one (a rolecall publisher), instead of being polled on
+	// the interval.
 	LongPolling bool
 	// Cumulative refresh outcomes, for metrics: a new policy loaded, the
 	// upstream confirming the one held, and failures.
@@ -171,6 +171,8 @@ type Refresher struct {
 	fetchMu    gosync.Mutex
 	cancelWait context.CancelFunc
 	urgent     int
+	// waiting is set while a long-poll fetch is open.
+	waiting bool
 }
 
 // maxFutureSkew is how far in this host's future a bundle's publish time may
@@ -236,6 +238,7 @@ func (r *Refresher) Status() Status {
 	defer r.mu.Unlock()
 	st := r.status
 	st.Stale = r.staleLocked(r.cfg.Now())
+	st.LongPolling = st.LongPolling || r.waiting
 	return st
 }
 
@@ -446,7 +449,13 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	var err error
 	if lp, ok := r.cfg.Upstream.(LongPollUpstream); ok && wait > 0 {
 		var held bool
+		r.mu.Lock()
+		r.waiting = true
+		r.mu.Unlock()
 		doc, held, err = lp.FetchWait(ctx, etag, wait)
+		r.mu.Lock()
+		r.waiting = false
+		r.mu.Unlock()
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil // ended by an urgent refresh, a trigger or shutdown
 		}

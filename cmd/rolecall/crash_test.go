@@ -129,7 +129,7 @@ func startCrashChild(t *testing.T, bin, dir, upstream string, extra ...string) *
 
 // sigkill kills the child with SIGKILL and checks that it was the signal
 // that ended it, not an exit of its own before.
-func (c *child) sigkill(t *testing.T) {
+func (c *child) sigkill(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func startChild(t *testing.T, extra ...string) *child {
 }
 
 // buildRolecall builds the binary once for a test.
-func buildRolecall(t *testing.T) string {
+func buildRolecall(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "rolecall")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -60,7 +60,7 @@ func buildRolecall(t *testing.T) string {
 // spawnServe starts bin as "rolecall serve" on a Unix socket in dir, with its
 // cache at dir/rolecall.db and no TCP listeners, plus args; it does not wait
 // for the child to be ready. The child is killed when the test ends.
-func spawnServe(t *testing.T, bin, dir string, args ...string) *child {
+func spawnServe(t testing.TB, bin, dir string, args ...string) *child {
 	t.Helper()
 	c := &child{sock: filepath.Join(dir, "rolecall.sock"), db: filepath.Join(dir, "rolecall.db"), logs: &syncBuffer{}, done: make(chan error, 1)}
 	args = append([]string{"serve", "--grpc-addr", "", "--admin-addr", "", "--authz-addr", "",
@@ -116,7 +116,7 @@ func (c *child) waitServing(limit time.Duration) error {
 }
 
 // wait waits, for at most limit, for the child to exit.
-func (c *child) wait(t *testing.T, limit time.Duration) error {
+func (c *child) wait(t testing.TB, limit time.Duration) error {
 	t.Helper()
 	select {
 	case err := <-c.done:
