@@ -33,9 +33,9 @@ the bundle to standard output. A summary goes to standard error.`,
 		sio.err)
 	var out string
 	fs.StringVar(&out, "o", "", "write the bundle to this `file` (\"-\" for standard output); required")
-	fs.StringVar(&out, "out", "", "the same as -o")
-	signKey := fs.String("sign-key", "", "sign the bundle with this Ed25519 private key (PEM, from rolecall policy keygen)")
-	publisher := fs.String("publisher", defaultPublisher, "who published the bundle, for the consumers' status and logs")
+	fs.StringVar(&out, "out", "", "the same as -o `file`")
+	signKey := fs.String("sign-key", "", "sign the bundle with the Ed25519 private key in this PEM `file` (from rolecall policy keygen)")
+	publisher := fs.String("publisher", defaultPublisher, "who published the bundle (a `name`), for the consumers' status and logs")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -179,7 +179,7 @@ With --public-key the bundle must be signed by that key, as a consumer with
 it does not, 2 when the file cannot be read.`,
 		`  rolecall policy inspect policy.snap --public-key verify.pem`,
 		sio.err)
-	pubPath := fs.String("public-key", "", "require a signature by this Ed25519 public key (PEM)")
+	pubPath := fs.String("public-key", "", "require a signature by the Ed25519 public key in this PEM `file`")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
