@@ -33,9 +33,9 @@ the bundle to standard output. A summary goes to standard error.`,
 		sio.err)
 	var out string
 	fs.StringVar(&out, "o", "", "write the bundle to this `file` (\"-\" for standard output); required")
-	fs.StringVar(&out, "out", "", "the same as -o `file`")
+	fs.StringVar(&out, "out", "", "write the bundle to this `file`: the same as -o")
 	signKey := fs.String("sign-key", "", "sign the bundle with the Ed25519 private key in this PEM `file` (from rolecall policy keygen)")
-	publisher := fs.String("publisher", defaultPublisher, "who published the bundle (a `name`), for the consumers' status and logs")
+	publisher := fs.String("publisher", defaultPublisher, "the publisher's `name` in the bundle, for the consumers' status and logs")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
