@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8syaml "sigs.k8s.io/yaml"
 
@@ -345,17 +346,20 @@ func TestEnvoyBootstrap(t *testing.T) {
 // Kubernetes
 
 type manifest struct {
+	namespaces  []*corev1.Namespace
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     map[string]*corev1.Secret
 	deployments []*appsv1.Deployment
+	services    []*corev1.Service
+	pdbs        []*policyv1.PodDisruptionBudget
 }
 
-// loadManifest decodes every document of the Kubernetes example strictly into
-// its API type: an unknown field, a duplicate key or an unexpected kind is an
-// error.
-func loadManifest(t *testing.T) *manifest {
+// loadManifest decodes every document of a Kubernetes example in
+// deploy/kubernetes strictly into its API type: an unknown field, a duplicate
+// key or an unexpected kind is an error.
+func loadManifest(t *testing.T, file string) *manifest {
 	t.Helper()
-	data, err := os.ReadFile("kubernetes/rolecall-sidecar.yaml")
+	data, err := os.ReadFile(filepath.Join("kubernetes", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,6 +405,18 @@ func loadManifest(t *testing.T) *manifest {
 			var d appsv1.Deployment
 			strict("apps/v1", &d)
 			m.deployments = append(m.deployments, &d)
+		case "Namespace":
+			var n corev1.Namespace
+			strict("v1", &n)
+			m.namespaces = append(m.namespaces, &n)
+		case "Service":
+			var svc corev1.Service
+			strict("v1", &svc)
+			m.services = append(m.services, &svc)
+		case "PodDisruptionBudget":
+			var pdb policyv1.PodDisruptionBudget
+			strict("policy/v1", &pdb)
+			m.pdbs = append(m.pdbs, &pdb)
 		default:
 			t.Fatalf("document %d: unexpected kind %q", i, meta.Kind)
 		}
@@ -450,38 +466,12 @@ func portNumber(c *corev1.Container, p intstr.IntOrString) int32 {
 	return 0
 }
 
-// rolecallConfig reads the keys of rolecall's config that the manifest must
-// agree with; config/deploy_test.go checks the config itself.
-type rolecallConfig struct {
-	GRPC struct {
-		Address    string `json:"address"`
-		UnixSocket string `json:"unix_socket"`
-	} `json:"grpc"`
-	Admin struct {
-		Address string `json:"address"`
-	} `json:"admin"`
-	Cache struct {
-		Path string `json:"path"`
-	} `json:"cache"`
-}
-
-func TestKubernetesSidecar(t *testing.T) {
-	t.Parallel()
-	m := loadManifest(t)
-	if len(m.deployments) != 1 {
-		t.Fatalf("%d Deployments, want 1", len(m.deployments))
-	}
-	d := m.deployments[0]
-	spec := &d.Spec.Template.Spec
-	if len(spec.Containers) != 2 {
-		t.Fatalf("%d containers, want the app and rolecall", len(spec.Containers))
-	}
-	rc := container(t, spec, "rolecall")
-	app := &spec.Containers[0]
-	if app == rc {
-		app = &spec.Containers[1]
-	}
-
+// checkRolecallPod checks what every rolecall container of the examples
+// keeps, and returns the config its --config names: its volumes exist, it
+// runs hardened, it has requests and a memory limit, its probes use the admin
+// listener, and its cache is on a writable emptyDir.
+func checkRolecallPod(t *testing.T, m *manifest, spec *corev1.PodSpec, rc *corev1.Container) rolecallConfig {
+	t.Helper()
 	// Every volume a container mounts exists, and every ConfigMap or Secret a
 	// volume names is in the manifest.
 	for _, c := range spec.Containers {
@@ -529,9 +519,12 @@ func TestKubernetesSidecar(t *testing.T) {
 	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
 		t.Error("rolecall does not drop ALL capabilities")
 	}
-	// The socket is created 0660: both containers need its group.
-	if pod == nil || pod.FSGroup == nil {
-		t.Error("the pod sets no fsGroup, so the app cannot use rolecall's 0660 socket")
+	seccomp := sc.SeccompProfile
+	if seccomp == nil && pod != nil {
+		seccomp = pod.SeccompProfile
+	}
+	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Error("rolecall does not run with the RuntimeDefault seccomp profile")
 	}
 
 	// Requests, and a memory limit (rolecall's Go memory limit follows it).
@@ -546,14 +539,7 @@ func TestKubernetesSidecar(t *testing.T) {
 	}
 
 	// --config names a file mounted from a ConfigMap in the manifest.
-	configPath := ""
-	for i, a := range rc.Args {
-		if a == "--config" && i+1 < len(rc.Args) {
-			configPath = rc.Args[i+1]
-		} else if v, ok := strings.CutPrefix(a, "--config="); ok {
-			configPath = v
-		}
-	}
+	configPath := flagValue(rc.Args, "--config")
 	if configPath == "" {
 		t.Fatalf("rolecall's args %q do not use --config", rc.Args)
 	}
@@ -605,6 +591,133 @@ func TestKubernetesSidecar(t *testing.T) {
 		}
 	}
 
+	// The cache survives container restarts on an emptyDir.
+	if cm := mountAt(rc, path.Dir(cfg.Cache.Path)); cm == nil {
+		t.Errorf("the directory of cache.path %q is not a mount", cfg.Cache.Path)
+	} else if v := volume(spec, cm.Name); v == nil || v.EmptyDir == nil || cm.ReadOnly {
+		t.Errorf("cache.path %q is not on a writable emptyDir", cfg.Cache.Path)
+	}
+
+	// Secrets are mounted read-only.
+	for _, vm := range rc.VolumeMounts {
+		if v := volume(spec, vm.Name); v != nil && v.Secret != nil && !vm.ReadOnly {
+			t.Errorf("Secret %s is mounted writable at %s", v.Secret.SecretName, vm.MountPath)
+		}
+	}
+	return cfg
+}
+
+// flagValue returns the value of flag name ("--name V" or "--name=V") in
+// args, "" when it is not there.
+func flagValue(args []string, name string) string {
+	v := ""
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			v = args[i+1]
+		} else if after, ok := strings.CutPrefix(a, name+"="); ok {
+			v = after
+		}
+	}
+	return v
+}
+
+// fileSource returns the volume that the file at p in c comes from, checking
+// that it is mounted read-only; nil (and an error) when no mount holds p.
+func fileSource(t *testing.T, spec *corev1.PodSpec, c *corev1.Container, what, p string) *corev1.Volume {
+	t.Helper()
+	for i := range c.VolumeMounts {
+		vm := &c.VolumeMounts[i]
+		mp := path.Clean(vm.MountPath)
+		inside := vm.SubPath == "" && strings.HasPrefix(path.Clean(p), mp+"/")
+		if !inside && (vm.SubPath == "" || mp != path.Clean(p)) {
+			continue
+		}
+		if !vm.ReadOnly {
+			t.Errorf("%s %s: the volume %s at %s is not mounted read-only", what, p, vm.Name, vm.MountPath)
+		}
+		v := volume(spec, vm.Name)
+		if v == nil {
+			t.Errorf("%s %s: no volume %s", what, p, vm.Name)
+		}
+		return v
+	}
+	t.Errorf("%s %s is on no volume of container %s", what, p, c.Name)
+	return nil
+}
+
+// volumeKey is the key of the ConfigMap or Secret behind the file at p of a
+// mount, for a volume mounted whole (no items).
+func volumeKey(c *corev1.Container, p string) string {
+	for _, vm := range c.VolumeMounts {
+		if vm.SubPath != "" && path.Clean(vm.MountPath) == path.Clean(p) {
+			return vm.SubPath
+		}
+		if rest, ok := strings.CutPrefix(path.Clean(p), path.Clean(vm.MountPath)+"/"); ok && vm.SubPath == "" {
+			return rest
+		}
+	}
+	return ""
+}
+
+// rolecallConfig reads the keys of rolecall's config that the manifest must
+// agree with; config/deploy_test.go and cmd/rolecall check the config itself.
+type rolecallConfig struct {
+	GRPC struct {
+		Address    string `json:"address"`
+		UnixSocket string `json:"unix_socket"`
+	} `json:"grpc"`
+	Admin struct {
+		Address string `json:"address"`
+	} `json:"admin"`
+	Cache struct {
+		Path string `json:"path"`
+	} `json:"cache"`
+	Policy struct {
+		Upstream string `json:"upstream"`
+		HTTP     struct {
+			BearerTokenFile string `json:"bearer_token_file"`
+			CAFile          string `json:"ca_file"`
+		} `json:"http"`
+	} `json:"policy"`
+}
+
+// The service with rolecall as its sidecar, in both variants: policy from a
+// ConfigMap (rolecall-sidecar.yaml) and from the hub (sidecar-from-hub.yaml).
+func TestKubernetesSidecar(t *testing.T) {
+	t.Parallel()
+	for _, file := range []string{"rolecall-sidecar.yaml", "sidecar-from-hub.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			m := loadManifest(t, file)
+			checkSidecar(t, m)
+		})
+	}
+}
+
+// checkSidecar checks the one Deployment of m, an app with rolecall beside
+// it, and returns its rolecall container and config.
+func checkSidecar(t *testing.T, m *manifest) (*corev1.PodSpec, *corev1.Container, rolecallConfig) {
+	t.Helper()
+	if len(m.deployments) != 1 {
+		t.Fatalf("%d Deployments, want 1", len(m.deployments))
+	}
+	d := m.deployments[0]
+	spec := &d.Spec.Template.Spec
+	if len(spec.Containers) != 2 {
+		t.Fatalf("%d containers, want the app and rolecall", len(spec.Containers))
+	}
+	rc := container(t, spec, "rolecall")
+	app := &spec.Containers[0]
+	if app == rc {
+		app = &spec.Containers[1]
+	}
+	cfg := checkRolecallPod(t, m, spec, rc)
+
+	// The socket is created 0660: both containers need its group.
+	if pod := spec.SecurityContext; pod == nil || pod.FSGroup == nil {
+		t.Error("the pod sets no fsGroup, so the app cannot use rolecall's 0660 socket")
+	}
+
 	// The decision API is only on the socket, which sits on an emptyDir
 	// mounted at /run/rolecall in both containers.
 	const socketDir = "/run/rolecall"
@@ -638,12 +751,236 @@ func TestKubernetesSidecar(t *testing.T) {
 	if want := "unix://" + cfg.GRPC.UnixSocket; addr != want {
 		t.Errorf("app container %s: ROLECALL_ADDR = %q, want %q", app.Name, addr, want)
 	}
+	return spec, rc, cfg
+}
 
-	// The cache survives container restarts on an emptyDir.
-	if cm := mountAt(rc, path.Dir(cfg.Cache.Path)); cm == nil {
-		t.Errorf("the directory of cache.path %q is not a mount", cfg.Cache.Path)
-	} else if v := volume(spec, cm.Name); v == nil || v.EmptyDir == nil || cm.ReadOnly {
-		t.Errorf("cache.path %q is not on a writable emptyDir", cfg.Cache.Path)
+// hub is the Deployment, Service and PodDisruptionBudget of hub.yaml, and
+// the publish port its rolecall container listens on.
+type hub struct {
+	m           *manifest
+	deployment  *appsv1.Deployment
+	service     *corev1.Service
+	publishPort int32
+}
+
+// loadHub decodes hub.yaml and finds its parts.
+func loadHub(t *testing.T) *hub {
+	t.Helper()
+	m := loadManifest(t, "hub.yaml")
+	if len(m.deployments) != 1 || len(m.services) != 1 || len(m.pdbs) != 1 {
+		t.Fatalf("hub.yaml has %d Deployments, %d Services and %d PodDisruptionBudgets, want one of each",
+			len(m.deployments), len(m.services), len(m.pdbs))
+	}
+	h := &hub{m: m, deployment: m.deployments[0], service: m.services[0]}
+	rc := container(t, &h.deployment.Spec.Template.Spec, "rolecall")
+	addr := flagValue(rc.Args, "--publish-addr")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("the hub's --publish-addr %q: %v", addr, err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("the hub's --publish-addr %q: %v", addr, err)
+	}
+	h.publishPort = int32(n)
+	return h
+}
+
+func TestKubernetesHub(t *testing.T) {
+	t.Parallel()
+	h := loadHub(t)
+	m, d := h.m, h.deployment
+	spec := &d.Spec.Template.Spec
+	rc := container(t, spec, "rolecall")
+	cfg := checkRolecallPod(t, m, spec, rc)
+
+	// Two replicas, never both taken by a voluntary disruption, and spread
+	// across nodes.
+	if d.Spec.Replicas == nil {
+		t.Error("the hub sets no replicas (1 by default), want 2")
+	} else if *d.Spec.Replicas != 2 {
+		t.Errorf("the hub has %d replicas, want 2", *d.Spec.Replicas)
+	}
+	podLabels := d.Spec.Template.Labels
+	selects := func(sel map[string]string) bool {
+		if len(sel) == 0 {
+			return false
+		}
+		for k, v := range sel {
+			if podLabels[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	pdb := m.pdbs[0]
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Spec.MaxUnavailable != nil {
+		t.Errorf("the PodDisruptionBudget has minAvailable %v, maxUnavailable %v; want minAvailable 1", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+	}
+	if pdb.Spec.Selector == nil || !selects(pdb.Spec.Selector.MatchLabels) || pdb.Namespace != d.Namespace {
+		t.Errorf("the PodDisruptionBudget (namespace %q, selector %v) does not select the hub's pods", pdb.Namespace, pdb.Spec.Selector)
+	}
+	spread := false
+	if a := spec.Affinity; a != nil && a.PodAntiAffinity != nil {
+		terms := a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+		for _, w := range a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+			terms = append(terms, w.PodAffinityTerm)
+		}
+		for _, term := range terms {
+			if term.TopologyKey == "kubernetes.io/hostname" && term.LabelSelector != nil && selects(term.LabelSelector.MatchLabels) {
+				spread = true
+			}
+		}
+	}
+	if !spread {
+		t.Error("the hub has no pod anti-affinity on kubernetes.io/hostname selecting its own pods")
+	}
+
+	// Everything in one namespace, which the manifest creates.
+	if len(m.namespaces) != 1 || d.Namespace != m.namespaces[0].Name || h.service.Namespace != d.Namespace {
+		t.Errorf("namespaces: manifest %v, Deployment %q, Service %q; want one, used by both", m.namespaces, d.Namespace, h.service.Namespace)
+	}
+	for name, cm := range m.configMaps {
+		if cm.Namespace != d.Namespace {
+			t.Errorf("ConfigMap %s is in namespace %q, not the hub's %q", name, cm.Namespace, d.Namespace)
+		}
+	}
+	for name, s := range m.secrets {
+		if s.Namespace != d.Namespace {
+			t.Errorf("Secret %s is in namespace %q, not the hub's %q", name, s.Namespace, d.Namespace)
+		}
+	}
+
+	// The publish listener: on all addresses (other pods fetch from it), so
+	// with TLS and a bearer token or client CA, each from a Secret; bundles
+	// signed with a key from a Secret.
+	addr := flagValue(rc.Args, "--publish-addr")
+	if host, _, _ := net.SplitHostPort(addr); host != "0.0.0.0" && host != "" {
+		t.Errorf("--publish-addr %q: other pods fetch from the hub, so it must listen on all addresses", addr)
+	}
+	cp := false
+	for _, p := range rc.Ports {
+		if p.ContainerPort == h.publishPort && p.Name != "" {
+			cp = true
+		}
+	}
+	if !cp {
+		t.Errorf("the rolecall container declares no named port %d for --publish-addr", h.publishPort)
+	}
+	token, clientCA := flagValue(rc.Args, "--publish-token-file"), flagValue(rc.Args, "--publish-tls-client-ca")
+	if token == "" && clientCA == "" {
+		t.Error("the publish listener has neither --publish-token-file nor --publish-tls-client-ca: rolecall refuses a non-loopback publish address without one")
+	}
+	for _, flag := range []string{"--publish-tls-cert", "--publish-tls-key", "--publish-token-file", "--publish-sign-key"} {
+		p := flagValue(rc.Args, flag)
+		if p == "" {
+			t.Errorf("the hub's args %q have no %s", rc.Args, flag)
+			continue
+		}
+		v := fileSource(t, spec, rc, flag, p)
+		if v == nil {
+			continue
+		}
+		if v.Secret == nil {
+			t.Errorf("%s %s is not from a Secret (volume %s)", flag, p, v.Name)
+			continue
+		}
+		if s := m.secrets[v.Secret.SecretName]; s != nil {
+			key := volumeKey(rc, p)
+			if _, ok := s.StringData[key]; !ok {
+				if _, ok := s.Data[key]; !ok {
+					t.Errorf("%s %s: Secret %s has no key %q", flag, p, s.Name, key)
+				}
+			}
+		}
+	}
+	if m := volume(spec, "signing"); m != nil && m.Secret != nil && m.Secret.DefaultMode != nil && *m.Secret.DefaultMode&0o004 != 0 {
+		t.Errorf("the signing key is world-readable (defaultMode %o)", *m.Secret.DefaultMode)
+	}
+
+	// The hub reads a source, not a file of its own image.
+	if cfg.Policy.Upstream == "" {
+		t.Error("the hub's config names no policy.upstream")
+	}
+	if cfg.GRPC.Address != "" {
+		if host, _, _ := net.SplitHostPort(cfg.GRPC.Address); host != "127.0.0.1" && host != "::1" && host != "localhost" {
+			t.Errorf("the hub's grpc.address %q is not loopback: it publishes policies, it does not answer other pods' checks", cfg.GRPC.Address)
+		}
+	}
+
+	// A ClusterIP Service whose port leads to the publish listener.
+	svc := h.service
+	if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("the hub's Service is a %s, want ClusterIP", svc.Spec.Type)
+	}
+	if !selects(svc.Spec.Selector) {
+		t.Errorf("the Service's selector %v does not select the hub's pods %v", svc.Spec.Selector, podLabels)
+	}
+	if len(svc.Spec.Ports) != 1 {
+		t.Fatalf("the hub's Service has %d ports, want 1 (publish)", len(svc.Spec.Ports))
+	}
+	if got := portNumber(rc, svc.Spec.Ports[0].TargetPort); got != h.publishPort {
+		t.Errorf("the Service's targetPort %s is %d, want the publish port %d", svc.Spec.Ports[0].TargetPort.String(), got, h.publishPort)
+	}
+}
+
+func TestKubernetesSidecarFromHub(t *testing.T) {
+	t.Parallel()
+	h := loadHub(t)
+	m := loadManifest(t, "sidecar-from-hub.yaml")
+	spec, rc, cfg := checkSidecar(t, m)
+
+	// The upstream is the hub's Service, on its port, at /v1/policy, over
+	// HTTPS: https://<service>.<namespace>.svc:<port>/v1/policy.
+	upstream := cfg.Policy.Upstream
+	if v := flagValue(rc.Args, "--upstream"); v != "" {
+		upstream = v
+	}
+	svc := h.service
+	want := fmt.Sprintf("https://%s.%s.svc:%d/v1/policy", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port)
+	if upstream != want {
+		t.Errorf("the sidecar's upstream is %q, want the hub's Service %s", upstream, want)
+	}
+
+	// The token from a Secret, the CA and the public key from a ConfigMap,
+	// all mounted read-only, and every file a key the object has.
+	for _, f := range []struct{ what, path, kind string }{
+		{"policy.http.bearer_token_file", cfg.Policy.HTTP.BearerTokenFile, "Secret"},
+		{"policy.http.ca_file", cfg.Policy.HTTP.CAFile, "ConfigMap"},
+		{"--policy-public-key", flagValue(rc.Args, "--policy-public-key"), "ConfigMap"},
+	} {
+		if f.path == "" {
+			t.Errorf("the sidecar sets no %s", f.what)
+			continue
+		}
+		v := fileSource(t, spec, rc, f.what, f.path)
+		if v == nil {
+			continue
+		}
+		key := volumeKey(rc, f.path)
+		switch {
+		case f.kind == "Secret" && v.Secret != nil:
+			s := m.secrets[v.Secret.SecretName]
+			if _, ok := s.StringData[key]; !ok {
+				if _, ok := s.Data[key]; !ok {
+					t.Errorf("%s %s: Secret %s has no key %q", f.what, f.path, s.Name, key)
+				}
+			}
+		case f.kind == "ConfigMap" && v.ConfigMap != nil:
+			if _, ok := m.configMaps[v.ConfigMap.Name].Data[key]; !ok {
+				t.Errorf("%s %s: ConfigMap %s has no key %q", f.what, f.path, v.ConfigMap.Name, key)
+			}
+		default:
+			t.Errorf("%s %s is not from a %s (volume %s)", f.what, f.path, f.kind, v.Name)
+		}
+	}
+
+	// The sidecar presents the hub's token: the two Secrets have the same
+	// key, so copying one to the other is all it takes.
+	hubToken := volumeKey(container(t, &h.deployment.Spec.Template.Spec, "rolecall"),
+		flagValue(container(t, &h.deployment.Spec.Template.Spec, "rolecall").Args, "--publish-token-file"))
+	if key := volumeKey(rc, cfg.Policy.HTTP.BearerTokenFile); key != hubToken {
+		t.Errorf("the sidecar reads the token from key %q, the hub from key %q", key, hubToken)
 	}
 }
 

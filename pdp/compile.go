@@ -194,6 +194,7 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 
 	s.subjectIdx = make(map[string]int32, len(p.Subjects))
 	s.subjects = make([]subject, len(p.Subjects))
+	var orgs []string // a subject's organizations, reused
 	off := 0
 	for i, ps := range p.Subjects {
 		id := ids[off : off+len(ps.ID)]
@@ -208,12 +209,20 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 			s.attrPool = append(s.attrPool, intern.index(g))
 		}
 		sub.groups = span{uint32(start), uint32(len(s.attrPool) - start)}
+		// In organization order, not the map's: the role pool, and so the
+		// binary snapshot and its digest, must be the same for the same
+		// policy in every process (publishers' digests name the content).
+		// Organization indexes follow their sorted ids.
+		orgs = orgs[:0]
+		for org := range ps.Memberships {
+			orgs = append(orgs, org)
+		}
+		slices.Sort(orgs)
 		start = len(s.memberPool)
-		for org, roles := range ps.Memberships {
-			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, roles)})
+		for _, org := range orgs {
+			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, ps.Memberships[org])})
 		}
 		ms := s.memberPool[start:]
-		slices.SortFunc(ms, func(a, b membership) int { return int(a.org) - int(b.org) })
 		sub.members = span{uint32(start), uint32(len(ms))}
 		s.subjects[i] = sub
 		s.subjectIdx[id] = int32(i)

@@ -47,7 +47,7 @@ func commands() []command {
 		{"check", "ask for one decision, from a running server or a policy file", check},
 		{"validate-token", "check a JWT access token, against a running server or issuers' key sets", validateToken},
 		{"bench", "load a running server and compare Check with the transport's floor", bench},
-		{"policy", "work with policy files (lint, generate)", policy},
+		{"policy", "work with policy files (lint, generate, build, keygen, inspect)", policy},
 		{"config", "work with config files (check)", configCmd},
 		{"version", "print the version", version},
 		{"dev-issuer", "a development token issuer for demos and tests (NOT FOR PRODUCTION)", devIssuer},
@@ -134,4 +134,25 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &exitErr{code: exitError, err: errSilent}
 	}
 	return nil
+}
+
+// parseInterspersed parses args like parseFlags but lets flags follow
+// positional arguments ("build FILE -o OUT"), and returns the positional
+// ones. Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }

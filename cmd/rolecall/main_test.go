@@ -120,7 +120,7 @@ subjects: [{id: s, roles: [ghost], colour: blue}]
 }
 
 func TestHelpShowsAnExample(t *testing.T) {
-	for _, args := range [][]string{{"serve", "--help"}, {"check", "--help"}, {"policy", "lint", "--help"}, {"version", "--help"}} {
+	for _, args := range [][]string{{"serve", "--help"}, {"check", "--help"}, {"policy", "lint", "--help"}, {"policy", "build", "--help"}, {"policy", "keygen", "--help"}, {"policy", "inspect", "--help"}, {"version", "--help"}} {
 		code, _, errOut := runCmd(t, args...)
 		if code != 0 || !strings.Contains(errOut, "Example:\n  rolecall "+args[0]) {
 			t.Errorf("%v: exit %d, output %q", args, code, errOut)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/rolecall/rolecall/pdp"
@@ -16,8 +17,11 @@ import (
 const policyUsage = `Usage: rolecall policy <subcommand>
 
 Subcommands:
-  lint FILE...   validate policy files and print every problem
-  generate       write a deterministic synthetic policy and workload
+  lint FILE...        validate policy files and print every problem
+  generate            write a deterministic synthetic policy and workload
+  build FILE -o OUT   compile a policy into a (signed) bundle for distribution
+  keygen              make a key pair for signing bundles
+  inspect FILE.snap   show what a bundle holds, and check its signature
 `
 
 func policy(ctx context.Context, args []string, sio stdio) error {
@@ -30,6 +34,12 @@ func policy(ctx context.Context, args []string, sio stdio) error {
 		return lint(args[1:], sio)
 	case "generate":
 		return generatePolicy(args[1:], sio)
+	case "build":
+		return buildBundle(args[1:], sio)
+	case "keygen":
+		return keygen(args[1:], sio)
+	case "inspect":
+		return inspectBundle(args[1:], sio)
 	case "-h", "--help", "help":
 		fmt.Fprint(sio.out, policyUsage)
 		return nil
@@ -61,15 +71,9 @@ valid, 1 when any has problems, 2 when a file cannot be read.`,
 			continue
 		}
 		snap, err := policyfile.Compile(data, policyfile.DetectFormat(path, data))
-		var verr *pdp.ValidationError
 		switch {
-		case errors.As(err, &verr):
-			for _, p := range verr.Problems {
-				fmt.Fprintf(sio.out, "%s: %s\n", path, p)
-			}
-			code = max(code, exitDeny)
 		case err != nil:
-			fmt.Fprintf(sio.out, "%s: %v\n", path, err)
+			printProblems(sio.out, path, err)
 			code = max(code, exitDeny)
 		default:
 			c := snap.Counts()
@@ -81,6 +85,20 @@ valid, 1 when any has problems, 2 when a file cannot be read.`,
 		return &exitErr{code: code, err: errSilent}
 	}
 	return nil
+}
+
+// printProblems prints why a policy document did not compile: each problem of
+// a validation error on a line of its own, located in the document, else the
+// parse error; every line starts with the file's path.
+func printProblems(w io.Writer, path string, err error) {
+	var verr *pdp.ValidationError
+	if !errors.As(err, &verr) {
+		fmt.Fprintf(w, "%s: %v\n", path, err)
+		return
+	}
+	for _, p := range verr.Problems {
+		fmt.Fprintf(w, "%s: %s\n", path, p)
+	}
 }
 
 func generatePolicy(args []string, sio stdio) error {

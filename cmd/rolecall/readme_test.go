@@ -113,8 +113,11 @@ func shellWords(s string) ([]string, error) {
 // docs/*.md page against the servers the README starts (the decision server
 // with the development issuers, and the development issuer) and checks that
 // each prints what the page says it prints. Addresses are replaced with free
-// loopback ports, and times (which change with every run) are compared as
-// "<time>". Each page is a subtest, each example a subtest named file:line.
+// loopback ports, and times and signing key ids (which change with every run)
+// are compared as "<time>" and "<key id>". Files an example writes (a bare
+// name ending in .snap or .pem) go to a directory of the page's own, so the
+// examples of a page share them and the repository stays clean. Each page is
+// a subtest, each example a subtest named file:line.
 func TestDocExamples(t *testing.T) {
 	t.Chdir("../..")
 	pages, err := filepath.Glob("docs/*.md")
@@ -151,16 +154,21 @@ func TestDocExamples(t *testing.T) {
 	rewrite := strings.NewReplacer(defaultAddr, grpcAddr, devIssuerREADMEAddr, devAddr, "examples/dev-issuers.yaml", issuers)
 	for _, page := range pages {
 		t.Run(page, func(t *testing.T) {
+			scratch := t.TempDir()
 			for _, ex := range byPage[page] {
-				runDocExample(t, ex, rewrite, grpcAddr, devAddr)
+				runDocExample(t, ex, rewrite, scratch, grpcAddr, devAddr)
 			}
 		})
 	}
 }
 
+// scratchFile is a word of a documented command that names a file the
+// example writes or reads back: a bare name ending in .snap or .pem.
+var scratchFile = regexp.MustCompile(`^[\w.-]+\.(?:snap|pem)$`)
+
 // runDocExample runs one example, as a subtest named file:line, and compares
 // its output and exit code with the page's.
-func runDocExample(t *testing.T, ex readmeExample, rewrite *strings.Replacer, grpcAddr, devAddr string) {
+func runDocExample(t *testing.T, ex readmeExample, rewrite *strings.Replacer, scratch, grpcAddr, devAddr string) {
 	t.Helper()
 	t.Run(fmt.Sprintf("%s:%d", ex.file, ex.line), func(t *testing.T) {
 		var stdin string
@@ -171,12 +179,16 @@ func runDocExample(t *testing.T, ex readmeExample, rewrite *strings.Replacer, gr
 				t.Fatalf("%s: %v", ex.command, err)
 			}
 			for i, w := range words {
+				if scratchFile.MatchString(w) {
+					words[i] = filepath.Join(scratch, w)
+					continue
+				}
 				words[i] = rewrite.Replace(w)
 			}
 			stdin, code = runREADMECommand(t, ex, words, stdin, grpcAddr, devAddr)
 		}
-		got := readmeTimes.ReplaceAllString(strings.ReplaceAll(stdin, devAddr, devIssuerREADMEAddr), "<time>")
-		want := readmeTimes.ReplaceAllString(ex.want, "<time>")
+		got := readmeKeyIDs.ReplaceAllString(readmeTimes.ReplaceAllString(strings.ReplaceAll(stdin, devAddr, devIssuerREADMEAddr), "<time>"), "<key id>")
+		want := readmeKeyIDs.ReplaceAllString(readmeTimes.ReplaceAllString(ex.want, "<time>"), "<key id>")
 		if code != ex.exitCode || got != want {
 			t.Errorf("$ %s\nexit %d, want %d\n got:\n%s\nwant:\n%s", ex.command, code, ex.exitCode, got, want)
 		}
@@ -186,7 +198,10 @@ func runDocExample(t *testing.T, ex readmeExample, rewrite *strings.Replacer, gr
 // devIssuerREADMEAddr is the development issuer's address in the README.
 const devIssuerREADMEAddr = defaultDevIssuerAddr
 
-var readmeTimes = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+var (
+	readmeTimes  = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+	readmeKeyIDs = regexp.MustCompile(`ed25519:[0-9a-f]{16}`)
+)
 
 // runREADMECommand runs one command of a documented example: rolecall in process
 // (pointed at the test's servers), or a pinned tool with go tool.
