@@ -201,7 +201,7 @@ func (h *Upstream) get(ctx context.Context, etag string, wait time.Duration) (re
 	case errors.Is(err, fetch.ErrTooLarge):
 		return refresh.Document{}, false, fmt.Errorf("GET %s: the document is over the %d-byte limit", h.name, h.cfg.MaxBytes)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return refresh.Document{}, false, fmt.Errorf("GET %s: reading the body: the upstream closed the connection before the end of the body: %w", h.name, err)
+		return refresh.Document{}, false, fmt.Errorf("GET %s: reading the body: the body was cut short: %w", h.name, err)
 	case err != nil:
 		return refresh.Document{}, false, fmt.Errorf("GET %s: reading the body: %w", h.name, h.scrub(err))
 	case len(data) == 0:
