@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/internal/strictyaml"
 	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/token"
@@ -221,9 +223,11 @@ func filled() *Config {
 			RefreshInterval: 2 * time.Minute,
 			MaxStale:        90 * time.Minute,
 			OnStale:         "fail",
+			PublicKeyFile:   "/etc/rolecall/publisher.pub",
 			HTTP: HTTP{
 				Timeout:           7 * time.Second,
 				MaxBytes:          1 << 10,
+				LongPollWait:      20 * time.Second,
 				BearerTokenFile:   "/secrets/token",
 				BearerTokenEnv:    "POLICY_TOKEN",
 				BasicUser:         "rolecall",
@@ -741,5 +745,109 @@ func TestValidateAuthz(t *testing.T) {
 	c.Authz.Routes = []routes.Route{{Prefix: "/", Public: true}}
 	if err := c.Validate(); err != nil {
 		t.Errorf("public routes without issuers: %v", err)
+	}
+}
+
+// keyFiles writes the publisher's key pair as PEM files and returns their
+// paths and the public key.
+func keyFiles(t *testing.T) (pubFile, privFile string, pub ed25519.PublicKey) {
+	t.Helper()
+	priv, pubPEM, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pubFile, privFile = filepath.Join(dir, "publisher.pub"), filepath.Join(dir, "publisher.key")
+	if err := os.WriteFile(pubFile, pubPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(privFile, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, err = bundle.LoadPublicKey(pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pubFile, privFile, pub
+}
+
+func TestValidatePublisherSettings(t *testing.T) {
+	pubFile, privFile, _ := keyFiles(t)
+	notPEM := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(notPEM, []byte("ssh-ed25519 AAAA…"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "absent.pub")
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want []string // nil: valid
+	}{
+		{"the default wait", func(c *Config) { c.Policy.Upstream = "https://hub.internal/v1/policy" }, nil},
+		{"long polling off", func(c *Config) { c.Policy.HTTP.LongPollWait = 0 }, nil},
+		{"the longest wait", func(c *Config) { c.Policy.HTTP.LongPollWait = 300 * time.Second }, nil},
+		{"a public key, for a file upstream too", func(c *Config) {
+			c.Policy.Upstream = "policy.snap"
+			c.Policy.PublicKeyFile = pubFile
+		}, nil},
+		{"a wait over 5m", func(c *Config) { c.Policy.HTTP.LongPollWait = 400 * time.Second }, []string{
+			"policy.http.long_poll_wait: 6m40s: at most 5m0s",
+		}},
+		{"a negative wait", func(c *Config) { c.Policy.HTTP.LongPollWait = -time.Second }, []string{
+			"policy.http.long_poll_wait: -1s: must not be negative",
+		}},
+		{"a wait under a second", func(c *Config) { c.Policy.HTTP.LongPollWait = 500 * time.Millisecond }, []string{
+			"policy.http.long_poll_wait: 500ms: want 0 (off) or at least 1s (Prefer: wait counts whole seconds)",
+		}},
+		{"a missing public key", func(c *Config) { c.Policy.PublicKeyFile = missing }, []string{
+			"policy.public_key_file: open " + missing + ": no such file or directory",
+		}},
+		{"a public key not in PEM", func(c *Config) { c.Policy.PublicKeyFile = notPEM }, []string{
+			"policy.public_key_file: " + notPEM + `: no PEM block; want a PEM "PUBLIC KEY"`,
+		}},
+		{"the private key instead of the public one", func(c *Config) { c.Policy.PublicKeyFile = privFile }, []string{
+			"policy.public_key_file: " + privFile + `: a PEM "PRIVATE KEY", want "PUBLIC KEY"`,
+		}},
+		{"every problem at once", func(c *Config) {
+			c.Policy.PublicKeyFile = missing
+			c.Policy.HTTP.LongPollWait = time.Hour
+		}, []string{
+			"policy.public_key_file: open " + missing + ": no such file or directory",
+			"policy.http.long_poll_wait: 1h0m0s: at most 5m0s",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mod(c)
+			if diff := cmp.Diff(tt.want, problems(c.Validate())); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPolicyPublicKeyAndLongPollWait(t *testing.T) {
+	pubFile, _, pub := keyFiles(t)
+	p := valid().Policy
+	if k, err := p.PublicKey(); k != nil || err != nil {
+		t.Errorf("PublicKey without a file = %v, %v; want none", k, err)
+	}
+	p.PublicKeyFile = pubFile
+	if k, err := p.PublicKey(); err != nil || !k.Equal(pub) {
+		t.Errorf("PublicKey = %x, %v; want %x", k, err, pub)
+	}
+	for upstream, want := range map[string]time.Duration{
+		"https://hub.internal/v1/policy": DefaultLongPollWait,
+		"http://127.0.0.1:8080/policy":   DefaultLongPollWait,
+		"policy.snap":                    0,
+		"file:///etc/rolecall/p.yaml":    0,
+		"stytch://project-test-x":        0,
+		"logto://t.logto.app":            0,
+	} {
+		p.Upstream = upstream
+		if got := p.LongPollWait(); got != want {
+			t.Errorf("LongPollWait for %s = %v, want %v", upstream, got, want)
+		}
 	}
 }

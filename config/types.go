@@ -22,6 +22,15 @@ const (
 	EnvLogtoWebhookKey = "ROLECALL_LOGTO_WEBHOOK_KEY"
 )
 
+// Bounds of policy.http.long_poll_wait.
+const (
+	// DefaultLongPollWait stays below the 60s idle timeout common to load
+	// balancers, so that none of them cuts a held fetch.
+	DefaultLongPollWait = 55 * time.Second
+	// MaxLongPollWait bounds how long a fetch may be held.
+	MaxLongPollWait = 5 * time.Minute
+)
+
 // Config is every setting of rolecall serve. Its YAML form is the
 // configuration file; examples/rolecall.yaml shows every key.
 type Config struct {
@@ -142,8 +151,9 @@ type Cache struct {
 
 // Policy configures the policy upstream and its refreshes.
 type Policy struct {
-	// Upstream is where policies come from: a file path (YAML or JSON),
-	// file://PATH, an http:// or https:// URL of the canonical document,
+	// Upstream is where policies come from: a file path (YAML, JSON or a
+	// published snapshot bundle), file://PATH, an http:// or https:// URL of
+	// a rolecall publisher or of the canonical document,
 	// stytch://PROJECT_ID (the project's RBAC policy) or logto://TENANT_HOST
 	// (the tenant's Management API). Required.
 	Upstream string `yaml:"upstream"`
@@ -157,6 +167,12 @@ type Policy struct {
 	// readiness say it is stale) or "fail" (Check answers UNAVAILABLE and
 	// health is NOT_SERVING until the upstream answers). fail needs MaxStale.
 	OnStale string `yaml:"on_stale"`
+	// PublicKeyFile names a PEM file holding the Ed25519 public key (PKIX,
+	// "PUBLIC KEY") of the policy publisher. When set, only snapshot bundles
+	// signed with it are accepted, from any upstream: documents, unsigned
+	// bundles and bundles signed with another key are refused and the last
+	// good policy keeps serving. "" (the default) checks no signature.
+	PublicKeyFile string `yaml:"public_key_file"`
 	// HTTP configures an http(s) upstream.
 	HTTP HTTP `yaml:"http"`
 	// Stytch configures a stytch:// upstream.
@@ -173,6 +189,13 @@ type HTTP struct {
 	// MaxBytes is the largest document accepted, after decompression.
 	// Default 67108864 (64 MiB).
 	MaxBytes int64 `yaml:"max_bytes"`
+	// LongPollWait is how long a rolecall publisher may hold a fetch open
+	// until its policy changes (Prefer: wait), so that changes arrive at
+	// once; a server that does not hold is polled every refresh_interval.
+	// Whole seconds, at most 5m; 0 disables long polling. Default 55s, below
+	// the 60s idle timeout common to load balancers. A held fetch may take
+	// LongPollWait + Timeout.
+	LongPollWait time.Duration `yaml:"long_poll_wait"`
 	// BearerTokenFile names a file holding a bearer token.
 	BearerTokenFile string `yaml:"bearer_token_file"`
 	// BearerTokenEnv names an environment variable holding a bearer token
@@ -266,8 +289,9 @@ func Default() *Config {
 		Policy: Policy{
 			OnStale: "serve",
 			HTTP: HTTP{
-				Timeout:  30 * time.Second,
-				MaxBytes: 64 << 20,
+				Timeout:      30 * time.Second,
+				MaxBytes:     64 << 20,
+				LongPollWait: DefaultLongPollWait,
 			},
 		},
 		Log: Log{Level: "info", Format: "text"},

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/file"
 	"github.com/rolecall/rolecall/refresh/httpdoc"
@@ -93,6 +95,29 @@ func (p Policy) NewUpstream() (refresh.Upstream, time.Duration, error) {
 		interval = p.RefreshInterval
 	}
 	return up, interval, nil
+}
+
+// PublicKey loads policy.public_key_file: nil when it is not set, an error
+// naming the key when it does not hold an Ed25519 public key.
+func (p Policy) PublicKey() (ed25519.PublicKey, error) {
+	if p.PublicKeyFile == "" {
+		return nil, nil
+	}
+	pub, err := bundle.LoadPublicKey(p.PublicKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("policy.public_key_file: %w", err)
+	}
+	return pub, nil
+}
+
+// LongPollWait is policy.http.long_poll_wait for an http(s) upstream, the
+// only kind whose server can hold a fetch, and 0 for the others.
+func (p Policy) LongPollWait() time.Duration {
+	switch scheme, _ := splitUpstream(p.Upstream); scheme {
+	case "http", "https":
+		return p.HTTP.LongPollWait
+	}
+	return 0
 }
 
 func httpKind(scheme string) upstreamKind {

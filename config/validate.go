@@ -19,7 +19,8 @@ import (
 // Validate checks c as a whole and reports every problem at once, joined
 // with errors.Join, each naming its key path. It does not change c, reads
 // no secret and checks no file's existence, except the issuers'
-// hmac_secret_file, which token.ValidateConfigs reads.
+// hmac_secret_file, which token.ValidateConfigs reads, and
+// policy.public_key_file, which it loads.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
@@ -91,8 +92,21 @@ func (c *Config) Validate() error {
 	default:
 		bad("policy.on_stale", "%q: want serve or fail", p.OnStale)
 	}
+	if p.PublicKeyFile != "" {
+		if _, err := p.PublicKey(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	h := p.HTTP
 	nonNegative("policy.http.timeout", h.Timeout)
+	switch w := h.LongPollWait; {
+	case w < 0:
+		bad("policy.http.long_poll_wait", "%v: must not be negative", w)
+	case w > MaxLongPollWait:
+		bad("policy.http.long_poll_wait", "%v: at most %v", w, MaxLongPollWait)
+	case w > 0 && w < time.Second:
+		bad("policy.http.long_poll_wait", "%v: want 0 (off) or at least 1s (Prefer: wait counts whole seconds)", w)
+	}
 	if h.MaxBytes < 1 {
 		bad("policy.http.max_bytes", "%d: want at least 1", h.MaxBytes)
 	}

@@ -510,6 +510,8 @@ func TestServeUpstreamUsageErrors(t *testing.T) {
 		{[]string{"--upstream", "logto://tenant.logto.app", "--logto-app-id", "app", "--logto-app-secret-file", "/nonexistent/secret"}, "/nonexistent/secret"},
 		{[]string{"--upstream", "logto://tenant.logto.app"}, "policy.logto.app_id: required by a logto:// upstream"},
 		{[]string{"--upstream", "https://x/p.json", "--upstream-bearer-token-env", "A", "--upstream-basic-user", "u"}, "choose a bearer token or basic auth"},
+		{[]string{"--upstream", "https://x/v1/policy", "--upstream-long-poll-wait", "400s"}, "policy.http.long_poll_wait: 6m40s: at most 5m0s"},
+		{[]string{"--policy", bookstore, "--policy-public-key", "/nonexistent/publisher.pub"}, "policy.public_key_file: open /nonexistent/publisher.pub"},
 		{[]string{"--config", "/nonexistent/rolecall.yaml"}, "--config: open /nonexistent/rolecall.yaml"},
 		{[]string{"--config"}, "--config needs a file"},
 	}

@@ -154,6 +154,10 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
+	publicKey, err := cfg.Policy.PublicKey()
+	if err != nil {
+		return usageError("%v", err)
+	}
 	var webhookKey []byte
 	if cfg.Policy.Logto.WebhookKeyFile != "" || os.Getenv(config.EnvLogtoWebhookKey) != "" {
 		key, err := refresh.ReadSecret(cfg.Policy.Logto.WebhookKeyFile, config.EnvLogtoWebhookKey)
@@ -186,6 +190,8 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		Interval:      interval,
 		MaxStale:      cfg.Policy.MaxStale,
 		FailWhenStale: cfg.Policy.OnStale == "fail",
+		PublicKey:     publicKey,
+		LongPollWait:  cfg.Policy.LongPollWait(),
 		Logger:        log,
 		OnChange:      func() { srv.UpdateHealth() },
 	})

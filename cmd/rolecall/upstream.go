@@ -9,14 +9,16 @@ import (
 // registerPolicyFlags binds the policy flags to p, so that flags given on the
 // command line override the config file.
 func registerPolicyFlags(fs *flag.FlagSet, p *config.Policy, policyFile *string) {
-	fs.StringVar(policyFile, "policy", "", "policy `FILE` (YAML or JSON); shorthand for --upstream FILE")
+	fs.StringVar(policyFile, "policy", "", "policy `FILE` (YAML, JSON or a snapshot bundle); shorthand for --upstream FILE")
 	fs.StringVar(&p.Upstream, "upstream", p.Upstream, "where policies come from: a file path, http(s)://…, stytch://PROJECT_ID or logto://TENANT_HOST")
 	fs.DurationVar(&p.RefreshInterval, "refresh-interval", p.RefreshInterval, "how often to poll the upstream (0: 5s for a file, 5m otherwise; ±10% jitter)")
 	fs.DurationVar(&p.MaxStale, "max-stale", p.MaxStale, "how old the last successful refresh may be before the policy is stale (0: never)")
+	fs.StringVar(&p.PublicKeyFile, "policy-public-key", p.PublicKeyFile, "PEM `FILE` of the publisher's Ed25519 public key: accept only snapshot bundles signed with it")
 	fs.StringVar(&p.OnStale, "on-stale", p.OnStale, "what a stale policy does: serve (and say so in status and readiness) or fail (Check answers UNAVAILABLE)")
 	h := &p.HTTP
 	fs.DurationVar(&h.Timeout, "upstream-timeout", h.Timeout, "http(s) upstream: timeout of one fetch")
 	fs.Int64Var(&h.MaxBytes, "upstream-max-bytes", h.MaxBytes, "http(s) upstream: largest document accepted")
+	fs.DurationVar(&h.LongPollWait, "upstream-long-poll-wait", h.LongPollWait, "http(s) upstream: how long a rolecall publisher may hold a fetch until the policy changes (0: no long polling; at most 5m)")
 	fs.StringVar(&h.BearerTokenFile, "upstream-bearer-token-file", h.BearerTokenFile, "http(s) upstream: `file` holding a bearer token")
 	fs.StringVar(&h.BearerTokenEnv, "upstream-bearer-token-env", h.BearerTokenEnv, "http(s) upstream: environment `variable` holding a bearer token")
 	fs.StringVar(&h.BasicUser, "upstream-basic-user", h.BasicUser, "http(s) upstream: basic auth `user`")

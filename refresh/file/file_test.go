@@ -1,6 +1,7 @@
 package file_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/file"
 )
@@ -36,5 +38,27 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	}
 	if _, err := file.New(dir).Fetch(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Fetch of a directory: err = %v", err)
+	}
+}
+
+// A published bundle is a snapshot whatever the file is called: the file
+// upstream knows it by its magic bytes.
+func TestFileUpstreamReportsABundleAsASnapshot(t *testing.T) {
+	data, err := bundle.Seal([]byte("RCSNAP\x00\x01 pretend compiled policy"), bundle.Meta{Revision: "r1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"policy.snap", "policy.yaml", "policy"} {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		doc, err := file.New(path).Fetch(t.Context(), "")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if doc.Format != refresh.FormatSnapshot || !bytes.Equal(doc.Data, data) {
+			t.Errorf("%s: Fetch = format %q, %d bytes; want %q and the bundle's %d bytes", name, doc.Format, len(doc.Data), refresh.FormatSnapshot, len(data))
+		}
 	}
 }

@@ -263,7 +263,7 @@ func TestHTTPFaultsKeepTheLastGoodPolicy(t *testing.T) {
 		{status401, "401 Unauthorized: the upstream refused rolecall's credentials"},
 		{status403, "403 Forbidden: the upstream refused rolecall's credentials"},
 		{halfBody, "unexpected EOF"},
-		{slowBody, "Client.Timeout"},
+		{slowBody, "no complete answer within 500ms"},
 		{overLimit, fmt.Sprintf("over the %d-byte limit", len(refreshtest.GoodV1)+1024)},
 		{invalidJSON, "invalid JSON at line 1"},
 		{invalidPolicy, `roles[0].permissions[0].actions[0]: action "wrte" is not defined on resource "orders"`},
