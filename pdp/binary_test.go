@@ -1,6 +1,7 @@
 package pdp_test
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -111,4 +112,22 @@ func FuzzUnmarshalSnapshot(f *testing.F) {
 		snap.ListPermissions("dave", "acme", "")
 		snap.DecideRoles([]string{"admin"}, "document", "create")
 	})
+}
+
+// The same policy compiles to the same bytes, whatever the order of its
+// maps: a bundle's digest names the content (package bundle).
+func TestCompileIsDeterministic(t *testing.T) {
+	want, err := bookstore(t).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		got, err := bookstore(t).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatal("the same policy compiled to other bytes")
+		}
+	}
 }

@@ -195,6 +195,7 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 	s.subjectIdx = make(map[string]int32, len(p.Subjects))
 	s.subjects = make([]subject, len(p.Subjects))
 	off := 0
+	var orgs []string
 	for i, ps := range p.Subjects {
 		id := ids[off : off+len(ps.ID)]
 		off += len(ps.ID)
@@ -209,11 +210,17 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 		}
 		sub.groups = span{uint32(start), uint32(len(s.attrPool) - start)}
 		start = len(s.memberPool)
-		for org, roles := range ps.Memberships {
-			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, roles)})
+		// In organization order, not the map's: the same policy compiles to
+		// the same bytes, so that its snapshot digest names its content.
+		orgs = orgs[:0]
+		for org := range ps.Memberships {
+			orgs = append(orgs, org)
+		}
+		slices.SortFunc(orgs, func(a, b string) int { return int(s.orgIdx[a]) - int(s.orgIdx[b]) })
+		for _, org := range orgs {
+			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, ps.Memberships[org])})
 		}
 		ms := s.memberPool[start:]
-		slices.SortFunc(ms, func(a, b membership) int { return int(a.org) - int(b.org) })
 		sub.members = span{uint32(start), uint32(len(ms))}
 		s.subjects[i] = sub
 		s.subjectIdx[id] = int32(i)
