@@ -124,9 +124,6 @@ func (p *Publisher) KeyID() string { return p.keyID }
 // Waiting is how many long polls are being held now.
 func (p *Publisher) Waiting() int { return int(p.waiting.Load()) }
 
-// Revision is the revision being published, "" before the first policy.
-func (p *Publisher) Revision() string { return p.state.Load().revision }
-
 // Publish makes in the policy served, and wakes every waiting long poll. It
 // is the refresher's Config.OnInstall. A policy that cannot be sealed is
 // logged, and the previous one keeps being served.

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -683,4 +684,42 @@ rolecall_publish_waiting 0
 			}
 		}
 	}
+}
+
+// The request headers the handler parses (Accept, Accept-Encoding, Prefer,
+// If-None-Match) never make it fail, hang past the wait it applies, or
+// answer with what was not offered.
+func FuzzRequestHeaders(f *testing.F) {
+	f.Add("application/json;q=0.5, */*;q=0.1", "gzip;q=1, br", "wait=10", `"x", W/"y"`)
+	f.Add("*/*;q=0", "*;q=0", "WAIT = 5 ; p, respond-async", "*")
+	f.Add("application/vnd.rolecall.snapshot;q=0, text/*", "", `wait="301"`, "")
+	f.Add(";;,,/", "x-gzip", "wait=99999999999999999999", ",")
+	in := bookstore(f, "", t0)
+	f.Fuzz(func(t *testing.T, accept, encoding, prefer, inm string) {
+		synctest.Test(t, func(t *testing.T) {
+			p := newPublisher(t, publish.Options{})
+			p.Publish(in)
+			start := time.Now()
+			w := record(p, http.MethodGet, map[string]string{"Accept": accept, "Accept-Encoding": encoding, "Prefer": prefer, "If-None-Match": inm})
+			applied := w.Header().Get("Preference-Applied")
+			var n int
+			if applied != "" {
+				if _, err := fmt.Sscanf(applied, "wait=%d", &n); err != nil || n < 1 || n > 300 {
+					t.Fatalf("Preference-Applied %q", applied)
+				}
+			}
+			if took := time.Since(start); took > time.Duration(n)*time.Second {
+				t.Fatalf("answered after %v, with Preference-Applied %q", took, applied)
+			}
+			switch ct := w.Header().Get("Content-Type"); w.Code {
+			case http.StatusOK:
+				if ct != bundle.MediaType && ct != publish.JSONMediaType {
+					t.Fatalf("200 with Content-Type %q", ct)
+				}
+			case http.StatusNotModified, http.StatusNotAcceptable:
+			default:
+				t.Fatalf("status %d", w.Code)
+			}
+		})
+	})
 }
