@@ -195,7 +195,6 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 	s.subjectIdx = make(map[string]int32, len(p.Subjects))
 	s.subjects = make([]subject, len(p.Subjects))
 	off := 0
-	var orgs []string
 	for i, ps := range p.Subjects {
 		id := ids[off : off+len(ps.ID)]
 		off += len(ps.ID)
@@ -210,17 +209,16 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 		}
 		sub.groups = span{uint32(start), uint32(len(s.attrPool) - start)}
 		start = len(s.memberPool)
-		// In organization order, not the map's: the same policy compiles to
-		// the same bytes, so that its snapshot digest names its content.
-		orgs = orgs[:0]
 		for org := range ps.Memberships {
-			orgs = append(orgs, org)
-		}
-		slices.SortFunc(orgs, func(a, b string) int { return int(s.orgIdx[a]) - int(s.orgIdx[b]) })
-		for _, org := range orgs {
-			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, ps.Memberships[org])})
+			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org]})
 		}
 		ms := s.memberPool[start:]
+		slices.SortFunc(ms, func(a, b membership) int { return int(a.org) - int(b.org) })
+		// Roles in organization order, not the map's: the same policy
+		// compiles to the same bytes, so that its digest names its content.
+		for j := range ms {
+			ms[j].roles = s.appendRoles(roleIdx, ps.Memberships[s.orgs[ms[j].org].id])
+		}
 		sub.members = span{uint32(start), uint32(len(ms))}
 		s.subjects[i] = sub
 		s.subjectIdx[id] = int32(i)

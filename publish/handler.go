@@ -42,6 +42,10 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Preference-Applied", "wait="+strconv.Itoa(waitSeconds))
 	}
 
+	// Negotiate against the current state; when the client holds it and
+	// asked to wait, hold the request until a state it does not hold is
+	// published (negotiated again: a policy republished with the same
+	// content keeps it waiting), or the wait ends.
 	st := p.state.Load()
 	var rep *representation
 	var timer *time.Timer
