@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rolecall/rolecall/bundle"
+	"github.com/rolecall/rolecall/internal/testcerts"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/refresh"
@@ -192,5 +195,47 @@ func TestServePublishUsageErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("serve %v: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.msg)
 		}
+	}
+}
+
+// The publish listener serves mutual TLS: a client with a certificate from
+// the client CA gets an HTTP answer, one without is refused in the
+// handshake.
+func TestServePublishMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA := testcerts.NewCA(t, "server CA"), testcerts.NewCA(t, "client CA")
+	crt, key, _ := serverCA.Issue(t, "127.0.0.1", false)
+	ccrt, ckey, _ := clientCA.Issue(t, "consumer", true)
+	f := func(name string, data []byte) string { return testcerts.WriteFile(t, dir, name, data) }
+	addr := freeAddr(t)
+	d := startServe(t, dir, "--policy", bookstore, "--publish-addr", addr,
+		"--publish-tls-cert", f("tls.crt", crt), "--publish-tls-key", f("tls.key", key), "--publish-tls-client-ca", f("client-ca.crt", clientCA.PEM))
+	defer d.stop()
+	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	if logs := d.logs.String(); !strings.Contains(logs, `security="mutual TLS"`) || !strings.Contains(logs, "auth=none") {
+		t.Errorf("the log does not say the publish listener is mutual TLS:\n%s", logs)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(serverCA.PEM)
+	pair, err := tls.X509KeyPair(ccrt, ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(certs []tls.Certificate) (*http.Response, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("https://" + addr + "/v1/policy")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		return resp, err
+	}
+	// 200 once the refresher publishes; 503 until it does.
+	if resp, err := get([]tls.Certificate{pair}); err != nil || (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable) {
+		t.Fatalf("with a client certificate: %v %v", resp, err)
+	}
+	if resp, err := get(nil); err == nil {
+		t.Fatalf("without a client certificate: %d, want a refused handshake", resp.StatusCode)
 	}
 }
