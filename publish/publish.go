@@ -156,52 +156,57 @@ func (p *Publisher) build(in refresh.Installed) (*state, error) {
 	if in.Snapshot == nil {
 		return nil, errors.New("no snapshot")
 	}
-	st := &state{changed: make(chan struct{}), revision: in.Snapshot.Revision()}
-	var sealed []byte
-	var digest [sha256.Size]byte
-	var meta bundle.Meta
 	if in.Document.Format == refresh.FormatSnapshot {
 		b, err := bundle.Open(in.Document.Data, nil)
-		if err != nil {
-			return nil, fmt.Errorf("the bundle it came from: %w", err)
-		}
-		meta, digest = b.Meta, b.Digest
-		if p.opts.SignKey == nil {
-			// As it came: the origin's signature still verifies.
-			sealed = in.Document.Data
-		} else if sealed, err = bundle.Seal(b.Snapshot, meta, p.opts.SignKey); err != nil {
-			return nil, err
-		}
-	} else {
-		bin := in.Binary
-		if bin == nil {
-			var err error
-			if bin, err = in.Snapshot.MarshalBinary(); err != nil {
-				return nil, fmt.Errorf("writing the snapshot: %w", err)
+		if err == nil {
+			if p.opts.SignKey == nil {
+				// As it came: the origin's signature still verifies.
+				return newState(b.Meta, b.Digest, in.Document.Data), nil
 			}
+			sealed, err := bundle.Seal(b.Snapshot, b.Meta, p.opts.SignKey)
+			if err != nil {
+				return nil, err
+			}
+			return newState(b.Meta, b.Digest, sealed), nil
 		}
-		meta = bundle.Meta{Revision: st.revision, PublishedAt: in.PublishedAt, Publisher: p.opts.Name}
-		if meta.PublishedAt.IsZero() {
-			meta.PublishedAt = p.opts.Now()
-		}
+		p.log.Warn("the bundle the policy came from does not open; sealing its snapshot again", "error", err)
+	}
+	bin := in.Binary
+	if bin == nil {
 		var err error
-		if sealed, err = bundle.Seal(bin, meta, p.opts.SignKey); err != nil {
-			return nil, err
-		}
-		digest = sha256.Sum256(bin)
-		if f := in.Document.Format; (f == policyfile.JSON || f == policyfile.YAML) && len(in.Document.Data) > 0 {
-			st.doc, st.hasJSON = in.Document, true
+		if bin, err = in.Snapshot.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("writing the snapshot: %w", err)
 		}
 	}
-	st.revision = meta.Revision
-	st.publishedAtText = meta.PublishedAt.UTC().Format(time.RFC3339Nano)
-	st.snapshot = &representation{
-		format:    formatSnapshot,
-		mediaType: bundle.MediaType,
-		etag:      `"` + hex.EncodeToString(digest[:]) + `"`,
-		body:      sealed,
+	meta := bundle.Meta{Revision: in.Snapshot.Revision(), PublishedAt: in.PublishedAt, Publisher: p.opts.Name}
+	if meta.PublishedAt.IsZero() {
+		meta.PublishedAt = p.opts.Now()
+	}
+	sealed, err := bundle.Seal(bin, meta, p.opts.SignKey)
+	if err != nil {
+		return nil, err
+	}
+	st := newState(meta, sha256.Sum256(bin), sealed)
+	if f := in.Document.Format; (f == policyfile.JSON || f == policyfile.YAML) && len(in.Document.Data) > 0 {
+		st.doc, st.hasJSON = in.Document, true
 	}
 	return st, nil
+}
+
+// newState is the state serving the bundle sealed, of the snapshot with the
+// digest.
+func newState(meta bundle.Meta, digest [sha256.Size]byte, sealed []byte) *state {
+	return &state{
+		changed:         make(chan struct{}),
+		revision:        meta.Revision,
+		publishedAtText: meta.PublishedAt.UTC().Format(time.RFC3339Nano),
+		snapshot: &representation{
+			format:    formatSnapshot,
+			mediaType: bundle.MediaType,
+			etag:      `"` + hex.EncodeToString(digest[:]) + `"`,
+			body:      sealed,
+		},
+	}
 }
 
 // Format names a representation in metrics.

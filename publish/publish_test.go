@@ -628,6 +628,20 @@ func TestRepublishedBundle(t *testing.T) {
 	})
 }
 
+// A bundle source whose bytes do not open (a cache written by another
+// version, say) is sealed again from the snapshot rather than not published.
+func TestRepublishedBundleThatDoesNotOpen(t *testing.T) {
+	in := bookstore(t, "", t0)
+	in.Document = refresh.Document{Data: []byte("not a bundle"), Format: refresh.FormatSnapshot}
+	p := newPublisher(t, publish.Options{Name: "relay"})
+	p.Publish(in)
+	resp, body := get(t, http.MethodGet, serve(t, p), nil)
+	b, snap := openSnapshot(t, body, nil)
+	if resp.StatusCode != 200 || b.Publisher != "relay" || !b.PublishedAt.Equal(t0) || snap.Revision() != bookstoreRevision {
+		t.Fatalf("%d, bundle %+v", resp.StatusCode, b.Meta)
+	}
+}
+
 func TestSignKey(t *testing.T) {
 	k := key(3)
 	p := newPublisher(t, publish.Options{SignKey: k})
