@@ -279,6 +279,14 @@ func filled() *Config {
 				{Prefix: "/public/", Public: true},
 			},
 		},
+		Publish: Publish{
+			Address:         "0.0.0.0:50054",
+			BearerTokenFile: "/secrets/publish-token",
+			TLS:             ServerTLS{CertFile: "/etc/rolecall/publish/tls.crt", KeyFile: "/etc/rolecall/publish/tls.key", ClientCAFile: "/etc/rolecall/publish/ca.crt"},
+			SignKeyFile:     "/etc/rolecall/publish-sign.pem",
+			Name:            "hub-0",
+			MaxWait:         time.Minute,
+		},
 	}
 }
 
@@ -439,7 +447,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key at the top, with a suggestion",
 			doc:  "# a comment\npolcy:\n  upstream: x\n",
-			want: []string{"line 2: unknown key polcy; did you mean policy? the file has grpc, admin, cache, policy, issuers, log, decision_log, authz"},
+			want: []string{"line 2: unknown key polcy; did you mean policy? the file has grpc, admin, cache, policy, issuers, log, decision_log, authz, publish"},
 		},
 		{
 			name: "unknown key in an issuer's claims",
@@ -577,6 +585,17 @@ func TestValidateAccepts(t *testing.T) {
 		{"an issuer", func(c *Config) {
 			c.Issuers = []token.IssuerConfig{{Issuer: "https://a.example/oidc", Profile: token.Logto, Audiences: []string{"api"}}}
 		}},
+		{"publish on loopback, without authentication", func(c *Config) { c.Publish.Address = "127.0.0.1:50054" }},
+		{"publish on localhost", func(c *Config) { c.Publish.Address = "localhost:50054" }},
+		{"publish on IPv6 loopback", func(c *Config) { c.Publish.Address = "[::1]:50054" }},
+		{"publish beyond loopback with a bearer token", func(c *Config) {
+			c.Publish.Address, c.Publish.BearerTokenFile = "0.0.0.0:50054", "/secrets/publish-token"
+		}},
+		{"publish beyond loopback with mutual TLS", func(c *Config) {
+			c.Publish.Address = ":50054"
+			c.Publish.TLS = ServerTLS{CertFile: "tls.crt", KeyFile: "tls.key", ClientCAFile: "ca.crt"}
+		}},
+		{"publish max_wait at its limit", func(c *Config) { c.Publish.MaxWait = 5 * time.Minute }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -650,6 +669,36 @@ func TestValidateRejects(t *testing.T) {
 		{"stytch base_url", func(c *Config) { c.Policy.Stytch.BaseURL = "test.stytch.com" }, []string{
 			`policy.stytch.base_url: "test.stytch.com": want an http(s) URL`,
 		}},
+		{"publish beyond loopback without authentication", func(c *Config) { c.Publish.Address = "0.0.0.0:50054" }, []string{
+			`publish.address: "0.0.0.0:50054" reaches beyond loopback without authentication: set publish.bearer_token_file or publish.tls.client_ca_file (mutual TLS), since a published policy holds every subject's id and email`,
+		}},
+		{"publish on every interface with server-only TLS", func(c *Config) {
+			c.Publish.Address = ":50054"
+			c.Publish.TLS.CertFile, c.Publish.TLS.KeyFile = "tls.crt", "tls.key"
+		}, []string{
+			`publish.address: ":50054" reaches beyond loopback without authentication: set publish.bearer_token_file or publish.tls.client_ca_file (mutual TLS), since a published policy holds every subject's id and email`,
+		}},
+		{"publish on a host name", func(c *Config) { c.Publish.Address = "hub.internal:50054" }, []string{
+			`publish.address: "hub.internal:50054" reaches beyond loopback without authentication: set publish.bearer_token_file or publish.tls.client_ca_file (mutual TLS), since a published policy holds every subject's id and email`,
+		}},
+		{"publish address", func(c *Config) { c.Publish.Address = "50054" }, []string{
+			`publish.address: "50054": want HOST:PORT, such as 127.0.0.1:50051 or :50051`,
+		}},
+		{"publish TLS key without a certificate", func(c *Config) { c.Publish.TLS.KeyFile = "tls.key" }, []string{
+			"publish.tls.cert_file: must be set when publish.tls has key_file or client_ca_file",
+		}},
+		{"publish client CA without a certificate", func(c *Config) { c.Publish.TLS.ClientCAFile = "ca.crt" }, []string{
+			"publish.tls.cert_file: must be set when publish.tls has key_file or client_ca_file",
+		}},
+		{"publish TLS certificate without a key", func(c *Config) { c.Publish.TLS.CertFile = "tls.crt" }, []string{
+			"publish.tls.key_file: must be set with cert_file",
+		}},
+		{"publish max_wait zero", func(c *Config) { c.Publish.MaxWait = 0 }, []string{"publish.max_wait: 0s: want more than 0s and at most 5m0s"}},
+		{"publish max_wait negative", func(c *Config) { c.Publish.MaxWait = -time.Second }, []string{"publish.max_wait: -1s: want more than 0s and at most 5m0s"}},
+		{"publish max_wait over 5m", func(c *Config) { c.Publish.MaxWait = 301 * time.Second }, []string{"publish.max_wait: 5m1s: want more than 0s and at most 5m0s"}},
+		{"publish sign key missing", func(c *Config) { c.Publish.SignKeyFile = "/nonexistent/sign.pem" }, []string{
+			"publish.sign_key_file: open /nonexistent/sign.pem: no such file or directory",
+		}},
 		{"an issuer", func(c *Config) {
 			c.Issuers = []token.IssuerConfig{{Issuer: "stytch.com/project-x", Profile: token.Stytch}}
 		}, []string{
@@ -665,6 +714,33 @@ func TestValidateRejects(t *testing.T) {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The signing key must load: a public key, or a key of another kind, is
+// refused with what was wanted.
+func TestValidatePublishSignKey(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	privPath, pubPath := filepath.Join(dir, "sign.pem"), filepath.Join(dir, "verify.pem")
+	if err := os.WriteFile(privPath, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pubPath, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := valid()
+	c.Publish.SignKeyFile = privPath
+	if err := c.Validate(); err != nil {
+		t.Errorf("a generated signing key: %v", err)
+	}
+	c.Publish.SignKeyFile = pubPath
+	want := []string{"publish.sign_key_file: " + pubPath + `: a PEM "PUBLIC KEY", want "PRIVATE KEY"`}
+	if diff := cmp.Diff(want, problems(c.Validate())); diff != "" {
+		t.Errorf("a public key as the signing key (-want +got):\n%s", diff)
 	}
 }
 

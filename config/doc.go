@@ -46,7 +46,8 @@
 //	policy.on_stale: "panic": want serve or fail
 //
 // It reads no secret and opens no listener; the only files it reads are the
-// issuers' hmac_secret_file, through token.ValidateConfigs.
+// issuers' hmac_secret_file, through token.ValidateConfigs, and
+// publish.sign_key_file, which must load as an Ed25519 private key.
 //
 // examples/rolecall.yaml shows every key, with its default or a realistic
 // value.

@@ -53,6 +53,38 @@ type Config struct {
 	// Authz is the enforcement edges: Envoy ext_authz on the gRPC listener
 	// and the HTTP auth endpoint for nginx, Traefik and Envoy.
 	Authz Authz `yaml:"authz"`
+	// Publish is the publish listener, which serves this rolecall's policy
+	// to other rolecalls (GET /v1/policy). Off by default.
+	Publish Publish `yaml:"publish"`
+}
+
+// Publish configures the publish listener: GET /v1/policy serves the policy
+// being served here, as a snapshot bundle or canonical JSON, to other
+// rolecalls that name this one as their http(s) upstream, with long polling
+// so that a change reaches them within moments. A published policy holds
+// every subject's id and email: beyond loopback it needs a bearer token or
+// mutual TLS.
+type Publish struct {
+	// Address is the TCP host:port to serve on; "" (the default) disables
+	// publishing.
+	Address string `yaml:"address"`
+	// BearerTokenFile names a file holding the token every request must
+	// present (Authorization: Bearer); it is read again at most once a
+	// second, so it can rotate.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// TLS, when CertFile is set, serves TLS; ClientCAFile requires client
+	// certificates (mutual TLS). Changed files are picked up without a
+	// restart.
+	TLS ServerTLS `yaml:"tls"`
+	// SignKeyFile names a PEM Ed25519 private key (PKCS #8) that signs every
+	// bundle served; consumers holding its public key accept only bundles
+	// signed with it. "" serves unsigned bundles.
+	SignKeyFile string `yaml:"sign_key_file"`
+	// Name identifies this publisher in its bundles; "" is the host name.
+	Name string `yaml:"name"`
+	// MaxWait caps how long a long poll (Prefer: wait=N) is held. Default
+	// and at most 5m.
+	MaxWait time.Duration `yaml:"max_wait"`
 }
 
 // Authz configures the enforcement edges. The route-based ones (ext_authz
@@ -309,5 +341,6 @@ func Default() *Config {
 				Scopes:  "x-rolecall-scopes",
 			},
 		},
+		Publish: Publish{MaxWait: 5 * time.Minute},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/token"
 )
@@ -20,7 +21,7 @@ import (
 // with errors.Join, each naming its key path. It does not change c, reads
 // no secret and checks no file's existence, except the issuers'
 // hmac_secret_file, which token.ValidateConfigs reads, and
-// policy.public_key_file, which it loads.
+// policy.public_key_file and publish.sign_key_file, which it loads.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
@@ -190,6 +191,8 @@ func (c *Config) Validate() error {
 		bad("authz.routes", "routes that check requests need issuers to validate their bearer tokens")
 	}
 
+	c.validatePublish(bad, address)
+
 	// issuers
 	if _, err := token.ValidateConfigs(c.Issuers); err != nil {
 		list := []error{err}
@@ -204,6 +207,50 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validatePublish checks the publish section. It loads the signing key, so
+// that a key that does not load stops the start, not the first publish.
+func (c *Config) validatePublish(bad func(path, format string, args ...any), address func(path, addr string)) {
+	p := c.Publish
+	address("publish.address", p.Address)
+	if tl := p.TLS; tl.CertFile != "" || tl.KeyFile != "" || tl.ClientCAFile != "" {
+		switch {
+		case tl.CertFile == "":
+			bad("publish.tls.cert_file", "must be set when publish.tls has key_file or client_ca_file")
+		case tl.KeyFile == "":
+			bad("publish.tls.key_file", "must be set with cert_file")
+		}
+	}
+	if p.MaxWait <= 0 || p.MaxWait > maxPublishWait {
+		bad("publish.max_wait", "%v: want more than 0s and at most %v", p.MaxWait, maxPublishWait)
+	}
+	if p.SignKeyFile != "" {
+		if _, err := bundle.LoadPrivateKey(p.SignKeyFile); err != nil {
+			bad("publish.sign_key_file", "%v", err)
+		}
+	}
+	_, _, malformed := net.SplitHostPort(p.Address)
+	if p.Address != "" && malformed == nil && !loopback(p.Address) && p.BearerTokenFile == "" && p.TLS.ClientCAFile == "" {
+		bad("publish.address", "%q reaches beyond loopback without authentication: set publish.bearer_token_file or publish.tls.client_ca_file (mutual TLS), since a published policy holds every subject's id and email", p.Address)
+	}
+}
+
+// maxPublishWait is the longest publish.max_wait, publish.MaxWait.
+const maxPublishWait = 5 * time.Minute
+
+// loopback reports whether addr (HOST:PORT) listens on loopback only: a
+// loopback IP or localhost. An empty host is every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validateUpstream checks policy.upstream and what its kind needs. The

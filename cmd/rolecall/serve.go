@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rolecall/rolecall/authzen"
+	"github.com/rolecall/rolecall/bundle"
 	"github.com/rolecall/rolecall/cache"
 	"github.com/rolecall/rolecall/config"
 	"github.com/rolecall/rolecall/decide"
@@ -28,6 +30,7 @@ import (
 	"github.com/rolecall/rolecall/httpapi"
 	"github.com/rolecall/rolecall/metrics"
 	"github.com/rolecall/rolecall/pdp"
+	"github.com/rolecall/rolecall/publish"
 	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/routes"
 	"github.com/rolecall/rolecall/token"
@@ -74,6 +77,7 @@ flags given on the command line override it.`,
 		`  rolecall serve --policy examples/bookstore.yaml
   rolecall serve --config /etc/rolecall/rolecall.yaml
   rolecall serve --upstream https://policy.internal/rolecall.json --upstream-bearer-token-file /var/run/secrets/policy-token
+  rolecall serve --policy policy.yaml --publish-addr 0.0.0.0:50054 --publish-token-file /var/run/secrets/publish-token --publish-tls-cert tls.crt --publish-tls-key tls.key
   ROLECALL_STYTCH_SECRET=... rolecall serve --upstream stytch://project-live-... --issuers issuers.yaml`,
 		sio.err)
 	fs.String("config", cfgPath, "YAML config `file` holding every setting (flags override it)")
@@ -89,6 +93,12 @@ flags given on the command line override it.`,
 	fs.StringVar(&cfg.Admin.Address, "admin-addr", cfg.Admin.Address, "HTTP `address` of the admin endpoints (/healthz, /readyz, /metrics, /v1/status, /v1/refresh, webhooks); empty to disable")
 	fs.BoolVar(&cfg.Admin.PProf, "pprof", cfg.Admin.PProf, "serve /debug/pprof on the admin listener")
 	fs.StringVar(&cfg.Authz.Address, "authz-addr", cfg.Authz.Address, "HTTP `address` of the edge listener: AuthZEN (/access/v1/…) and, with routes, /v1/authz; empty to disable")
+	fs.StringVar(&cfg.Publish.Address, "publish-addr", cfg.Publish.Address, "HTTP `address` of the publish listener, which serves this policy to other rolecalls (GET /v1/policy); empty (the default) to disable")
+	fs.StringVar(&cfg.Publish.BearerTokenFile, "publish-token-file", cfg.Publish.BearerTokenFile, "publish listener: require this bearer token (`file`, read again when it changes)")
+	fs.StringVar(&cfg.Publish.TLS.CertFile, "publish-tls-cert", cfg.Publish.TLS.CertFile, "publish listener: serve TLS with this PEM certificate chain `file` (reloaded when it changes)")
+	fs.StringVar(&cfg.Publish.TLS.KeyFile, "publish-tls-key", cfg.Publish.TLS.KeyFile, "publish listener: PEM private key `file` of --publish-tls-cert")
+	fs.StringVar(&cfg.Publish.TLS.ClientCAFile, "publish-tls-client-ca", cfg.Publish.TLS.ClientCAFile, "publish listener: require client certificates issued by these PEM CAs (`file`): mutual TLS")
+	fs.StringVar(&cfg.Publish.SignKeyFile, "publish-sign-key", cfg.Publish.SignKeyFile, "publish listener: sign bundles with this PEM Ed25519 private key `file`")
 	fs.StringVar(&cfg.Cache.Path, "cache", cfg.Cache.Path, "bbolt cache `file` holding the last accepted policy and key sets")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: text or json")
@@ -181,6 +191,16 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		}
 	}()
 
+	reg := prometheus.NewRegistry()
+	pub, err := newPublisher(cfg.Publish, log, reg)
+	if err != nil {
+		return err
+	}
+	var onInstall func(refresh.Installed)
+	if pub != nil {
+		onInstall = pub.Publish
+	}
+
 	engine := &pdp.Engine{}
 	var srv *grpcapi.Server
 	ref, err := refresh.New(refresh.Config{
@@ -194,6 +214,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		LongPollWait:  cfg.Policy.LongPollWait(),
 		Logger:        log,
 		OnChange:      func() { srv.UpdateHealth() },
+		OnInstall:     onInstall,
 	})
 	if err != nil {
 		return err
@@ -210,7 +231,6 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		return err
 	}
 	defer closeDlog()
-	reg := prometheus.NewRegistry()
 	src := metrics.Sources{Policy: ref.Status, Tokens: tokenStats(tokens)}
 	if dlog != nil {
 		src.DecisionLog = func() (uint64, uint64) { return dlog.Written(), dlog.Dropped() }
@@ -318,6 +338,29 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		authzSrv, authzListener = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l
 	}
 
+	// The publish listener: this policy, for other rolecalls.
+	var pubSrv *http.Server
+	var pubListener net.Listener
+	if pub != nil {
+		l, err := listenPublish(cfg.Publish, pub, log)
+		if err != nil {
+			closeAll(listeners, adminListener)
+			if authzListener != nil {
+				_ = authzListener.Close()
+			}
+			return err
+		}
+		pubSrv = &http.Server{
+			Handler:           pub.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			// Room for the longest long poll, then for sending a large
+			// bundle to a slow consumer.
+			WriteTimeout: cfg.Publish.MaxWait + 2*time.Minute,
+			IdleTimeout:  2 * time.Minute,
+		}
+		pubListener = l
+	}
+
 	// Registered before anything is served, so that a SIGHUP sent once the
 	// server answers is never the default action (exit).
 	hup := make(chan os.Signal, 1)
@@ -346,6 +389,13 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	if authzSrv != nil {
 		g.Go(func() error { return serveHTTP(gctx, authzSrv, authzListener, cfg.GRPC.GracePeriod) })
 	}
+	if pubSrv != nil {
+		// Held long polls end with the server: they answer 304 at once,
+		// and their consumers ask again (another replica, or this one
+		// restarted) instead of holding the shutdown for the grace period.
+		pubSrv.BaseContext = func(net.Listener) context.Context { return gctx }
+		g.Go(func() error { return serveHTTP(gctx, pubSrv, pubListener, cfg.GRPC.GracePeriod) })
+	}
 	g.Go(func() error {
 		for {
 			select {
@@ -360,6 +410,60 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// newPublisher builds the publisher of the publish listener, nil when it is
+// off.
+func newPublisher(c config.Publish, log *slog.Logger, reg prometheus.Registerer) (*publish.Publisher, error) {
+	if c.Address == "" {
+		return nil, nil
+	}
+	var key ed25519.PrivateKey
+	if c.SignKeyFile != "" {
+		var err error
+		if key, err = bundle.LoadPrivateKey(c.SignKeyFile); err != nil {
+			return nil, usageError("publish.sign_key_file: %v", err)
+		}
+	}
+	pub, err := publish.New(publish.Options{
+		Name: c.Name, SignKey: key, BearerTokenFile: c.BearerTokenFile, MaxWait: c.MaxWait,
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	return pub, nil
+}
+
+// listenPublish opens the publish listener, with TLS when configured, and
+// logs how it is secured.
+func listenPublish(c config.Publish, pub *publish.Publisher, log *slog.Logger) (net.Listener, error) {
+	l, err := listenHTTP(c.Address, "publish", log)
+	if err != nil {
+		return nil, err
+	}
+	security := "plaintext"
+	if tl := c.TLS; tl.CertFile != "" {
+		if l, err = grpcapi.TLSListener(l, grpcapi.TLSFiles{CertFile: tl.CertFile, KeyFile: tl.KeyFile, ClientCAFile: tl.ClientCAFile}, log); err != nil {
+			return nil, fmt.Errorf("publish listener: %w", err)
+		}
+		security = "TLS"
+		if tl.ClientCAFile != "" {
+			security = "mutual TLS"
+		}
+	}
+	auth, signing := "none", "none (bundles are unsigned)"
+	if c.BearerTokenFile != "" {
+		auth = "bearer"
+	}
+	if pub.KeyID() != "" {
+		signing = pub.KeyID()
+	}
+	log.Info("publishing the policy on "+publish.Path, "address", l.Addr().String(), "security", security, "auth", auth, "signing_key", signing, "max_wait", c.MaxWait)
+	if host, _, _ := net.SplitHostPort(l.Addr().String()); security == "plaintext" && auth == "bearer" && !net.ParseIP(host).IsLoopback() {
+		log.Warn("the publish bearer token and the policy travel in plaintext beyond loopback; set publish.tls")
+	}
+	return l, nil
 }
 
 // serveHTTP serves h on l until ctx ends, then shuts it down gracefully.
