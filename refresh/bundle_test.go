@@ -300,9 +300,11 @@ func TestLongPoll(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- ref.Run(ctx) }()
-		synctest.Wait() // first fetch done, the long poll is held
-		if _, waits := r.up.count(); r.revision() != "v1" || waits != 1 {
-			t.Fatalf("serving %q, %d long polls; want v1 and one held", r.revision(), waits)
+		// The first fetch has nothing to wait on and is answered at once;
+		// the second is held.
+		synctest.Wait()
+		if fetches, waits := r.up.count(); r.revision() != "v1" || waits != 2 || fetches != 1 {
+			t.Fatalf("serving %q after %d fetches and %d long polls; want v1, one answered and one held", r.revision(), fetches, waits)
 		}
 		r.up.set(seal(t, goodV2, time.Now(), nil), refresh.FormatSnapshot)
 		synctest.Wait()

@@ -411,27 +411,22 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 
 // longPoll is one refresh through a long-poll fetch. A poll ended by
 // RefreshOnce or Trigger is neither a success nor a failure.
-//
-// It reports whether the upstream held the fetch (or the poll was ended
-// early): then the next long poll may start at once.
-func (r *Refresher) longPoll(ctx context.Context) (held bool) {
+func (r *Refresher) longPoll(ctx context.Context, wait time.Duration) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.mu.Lock()
 	if r.urgent > 0 {
 		r.mu.Unlock()
-		return true
+		return
 	}
 	r.cancelWait = cancel
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.cancelWait = nil
-		held = held || r.status.LongPolling && r.status.ConsecutiveFailures == 0
 		r.mu.Unlock()
 	}()
-	_ = r.refresh(wctx, r.cfg.LongPollWait)
-	return wctx.Err() != nil && ctx.Err() == nil
+	_ = r.refresh(wctx, wait)
 }
 
 // refresh fetches, holding the fetch open up to wait when the upstream can
@@ -690,52 +685,72 @@ func (r *Refresher) Trigger() {
 // arrives as soon as it is published; a publisher that stops holding
 // fetches puts the refresher back on its interval.
 func (r *Refresher) Run(ctx context.Context) error {
-	_ = r.RefreshOnce(ctx)
+	// Against an upstream that can long-poll, every timed refresh asks to
+	// wait a second at most: a publisher answers within it (at once when
+	// the policy changed or nothing is served) and says that it
+	// long-polls; any other server answers at once and stays on the
+	// interval. Once a fetch was held, the next one is a full long poll.
+	probe := min(firstWait, r.cfg.LongPollWait)
+	timed := func() {
+		if r.canAskToWait() {
+			r.longPoll(ctx, probe)
+		} else {
+			_ = r.RefreshOnce(ctx)
+		}
+	}
+	timed()
 	t := time.NewTimer(r.NextDelay())
 	defer t.Stop()
 	for {
 		if r.canLongPoll() {
 			start := r.cfg.Now()
-			if r.longPoll(ctx) {
-				// A publisher answering at once over and over (a busy
-				// source, a misbehaving proxy) is not polled in a tight loop.
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-r.trigger:
-					_ = r.RefreshOnce(ctx)
-				case <-time.After(max(minLongPollGap-r.cfg.Now().Sub(start), 0)):
-				}
-				continue
+			r.longPoll(ctx, r.cfg.LongPollWait)
+			// A publisher answering at once over and over (a busy source,
+			// a misbehaving proxy) is not polled in a tight loop.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.trigger:
+				_ = r.RefreshOnce(ctx)
+			case <-time.After(max(minLongPollGap-r.cfg.Now().Sub(start), 0)):
 			}
+			continue
 		}
 		t.Reset(r.NextDelay())
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if r.canLongPoll() {
-				continue // the long poll at the top is this refresh
-			}
+			timed()
 		case <-r.trigger:
+			_ = r.RefreshOnce(ctx)
 		}
-		_ = r.RefreshOnce(ctx)
 	}
+}
+
+// firstWait is what a fetch that is not yet a long poll asks a server to
+// wait: long enough for a publisher to say it long-polls.
+const firstWait = time.Second
+
+// canAskToWait reports whether fetches may ask the upstream to hold them.
+func (r *Refresher) canAskToWait() bool {
+	_, ok := r.cfg.Upstream.(LongPollUpstream)
+	return ok && r.cfg.LongPollWait > 0
 }
 
 // minLongPollGap is the least time from one long poll's start to the next.
 const minLongPollGap = 100 * time.Millisecond
 
-// canLongPoll reports whether the next refresh may be a long poll: the
-// upstream can hold fetches, a policy is served (a wait needs its tag) and
-// the last refresh succeeded (after failures the backoff applies).
+// canLongPoll reports whether the next refresh is a long poll: the
+// upstream held the last fetch, which succeeded (after failures the backoff
+// applies), and a policy is served (a wait needs its tag).
 func (r *Refresher) canLongPoll() bool {
-	if _, ok := r.cfg.Upstream.(LongPollUpstream); !ok || r.cfg.LongPollWait <= 0 {
+	if !r.canAskToWait() {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.served != nil && r.status.ETag != "" && r.status.ConsecutiveFailures == 0
+	return r.status.LongPolling && r.served != nil && r.status.ETag != "" && r.status.ConsecutiveFailures == 0
 }
 
 // NextDelay is how long Run waits before the next refresh: the interval with

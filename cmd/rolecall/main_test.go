@@ -588,7 +588,7 @@ authz:
 		`rolecall_decisions_total{allowed="true",reason="GRANTED"} 1`,
 		`rolecall_decisions_total{allowed="false",reason="NO_PERMISSION"} 1`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="rolecall.v1.PolicyDecisionService",grpc_type="unary"} 2`,
-		`rolecall_policy_info{revision="bookstore-2026-11-20.1"`,
+		`rolecall_policy_info{format="yaml",publisher="",revision="bookstore-2026-11-20.1",signing_key=""`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(string(body), want) {

@@ -131,12 +131,11 @@ func (h *Upstream) Fetch(ctx context.Context, etag string) (refresh.Document, er
 
 // FetchWait is Fetch with Prefer: wait, so that a rolecall publisher holds
 // the request until its policy is no longer the one tagged etag, or wait
-// has passed. Without an etag there is nothing to wait on: it is a plain
-// Fetch. The request may take wait plus the configured timeout.
+// has passed. Without an etag there is nothing to wait on and a publisher
+// answers at once, but still says Preference-Applied: a first fetch learns
+// that the server long-polls. The request may take wait plus the
+// configured timeout.
 func (h *Upstream) FetchWait(ctx context.Context, etag string, wait time.Duration) (refresh.Document, bool, error) {
-	if etag == "" {
-		wait = 0
-	}
 	return h.get(ctx, etag, wait)
 }
 

@@ -251,7 +251,9 @@ func fetchWait(ctx context.Context, up *httpdoc.Upstream, etag string, wait time
 	return c
 }
 
-func TestFetchWaitSendsPreferOnlyWithAnETag(t *testing.T) {
+// FetchWait always sends Prefer (without an etag the publisher answers at
+// once, and says whether it long-polls); Fetch never does.
+func TestFetchWaitSendsPrefer(t *testing.T) {
 	h := newHub()
 	up, _ := serve(t, httpdoc.Config{}, func(w http.ResponseWriter, r *http.Request) {
 		h.seen.add(r)
@@ -264,7 +266,7 @@ func TestFetchWaitSendsPreferOnlyWithAnETag(t *testing.T) {
 		fetch  func() error
 		prefer string
 	}{
-		{"no etag: nothing to wait on", func() error { _, _, err := up.FetchWait(t.Context(), "", 55*time.Second); return err }, ""},
+		{"no etag: answered at once, but asked", func() error { _, _, err := up.FetchWait(t.Context(), "", 55*time.Second); return err }, "wait=55"},
 		{"an etag", func() error { _, _, err := up.FetchWait(t.Context(), `"v1"`, 55*time.Second); return err }, "wait=55"},
 		{"whole seconds", func() error { _, _, err := up.FetchWait(t.Context(), `"v1"`, 2500*time.Millisecond); return err }, "wait=2"},
 		{"at least one second", func() error { _, _, err := up.FetchWait(t.Context(), `"v1"`, time.Millisecond); return err }, "wait=1"},
