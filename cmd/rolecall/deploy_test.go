@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -57,16 +56,6 @@ func TestDeployManifestConfigsCheck(t *testing.T) {
 	if found < 3 {
 		t.Errorf("found %d rolecall configs in deploy/kubernetes, want one per manifest (3)", found)
 	}
-}
-
-// flagsLandingElsewhere are serve flags the Kubernetes examples use that
-// are built on other branches of issue 12 (the publish listener, signed
-// bundles for consumers). Until those are merged they may be missing from
-// serve; once serve defines them they are checked like every other flag, and
-// this list can go.
-var flagsLandingElsewhere = []string{
-	"publish-addr", "publish-token-file", "publish-tls-cert", "publish-tls-key",
-	"publish-tls-client-ca", "publish-sign-key", "policy-public-key", "upstream-long-poll-wait",
 }
 
 // Every flag the rolecall containers of the Kubernetes examples pass is one
@@ -131,7 +120,7 @@ func TestDeployManifestArgsAreServeFlags(t *testing.T) {
 						continue
 					}
 					name, _, _ = strings.Cut(name, "=")
-					if !defined[name] && !slices.Contains(flagsLandingElsewhere, name) {
+					if !defined[name] {
 						t.Errorf("%s: rolecall serve has no flag --%s", filepath.Base(file), name)
 					}
 				}

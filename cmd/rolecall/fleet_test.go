@@ -285,7 +285,9 @@ func BenchmarkFleet(b *testing.B) {
 		bytes += r.bytes
 	}
 	slices.Sort(all)
-	pct := func(p float64) float64 { return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000 }
+	pct := func(p float64) float64 {
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
 	changes := float64(n - 1)
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
