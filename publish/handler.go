@@ -49,7 +49,7 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	st := p.state.Load()
 	var rep *representation
 	var timer *time.Timer
-	for {
+	for !st.withheld {
 		if st.loaded() {
 			var code int
 			var msg string
@@ -76,6 +76,12 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		st = p.state.Load()
 	}
 
+	if st.withheld {
+		h.Del("Preference-Applied")
+		h.Set("Retry-After", "5")
+		p.plain(w, http.StatusServiceUnavailable, formatNone, "503 the policy is stale (older than this rolecall's policy.max_stale, with on_stale: fail) and withheld until its upstream answers again")
+		return
+	}
 	if !st.loaded() {
 		h.Set("Retry-After", "1")
 		p.plain(w, http.StatusServiceUnavailable, formatNone, "503 no policy loaded yet: this rolecall publishes its policy once it has one")

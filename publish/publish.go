@@ -144,6 +144,27 @@ func (p *Publisher) Publish(in refresh.Installed) {
 		"bytes", len(next.snapshot.body), "published_at", next.publishedAtText, "signed_by", p.keyID, "json", next.hasJSON)
 }
 
+// Withhold stops serving the policy while withheld is true, answering 503
+// (waiting long polls at once), and serves it again when it is false. The
+// refresher withholds a stale policy (policy.on_stale: fail); a publisher
+// withholds it too, or its consumers would take a stale hub's answers as
+// fresh and never turn stale themselves.
+func (p *Publisher) Withhold(withheld bool) {
+	p.publishMu.Lock()
+	defer p.publishMu.Unlock()
+	prev := p.state.Load()
+	if prev.withheld == withheld || !prev.loaded() {
+		return
+	}
+	p.state.Store(prev.withWithheld(withheld))
+	close(prev.changed)
+	if withheld {
+		p.log.Warn("the policy is stale and withheld: the publish listener answers 503 until it is fresh again", "revision", prev.revision)
+	} else {
+		p.log.Info("the policy is fresh again: publishing it", "revision", prev.revision)
+	}
+}
+
 func revisionOf(in refresh.Installed) string {
 	if in.Snapshot == nil {
 		return ""
@@ -188,7 +209,7 @@ func (p *Publisher) build(in refresh.Installed) (*state, error) {
 	}
 	st := newState(meta, sha256.Sum256(bin), sealed)
 	if f := in.Document.Format; (f == policyfile.JSON || f == policyfile.YAML) && len(in.Document.Data) > 0 {
-		st.doc, st.hasJSON = in.Document, true
+		st.json, st.hasJSON = &lazyJSON{doc: in.Document}, true
 	}
 	return st, nil
 }
@@ -229,33 +250,49 @@ type state struct {
 	// hasJSON is set when the policy came from a document, which the
 	// canonical JSON is written from.
 	hasJSON bool
-	// doc is that document, until the JSON is written.
-	jsonOnce sync.Once
-	doc      refresh.Document
-	json     *representation
-	jsonErr  error
+	json    *lazyJSON
+	// withheld is set while the refresher withholds its stale policy: the
+	// policy is not served (503) until it is fresh again.
+	withheld bool
 }
 
 func (s *state) loaded() bool { return s.snapshot != nil }
 
+// withWithheld is a copy of s, withheld or not, sharing its
+// representations.
+func (s *state) withWithheld(withheld bool) *state {
+	return &state{changed: make(chan struct{}), revision: s.revision, publishedAtText: s.publishedAtText,
+		snapshot: s.snapshot, hasJSON: s.hasJSON, json: s.json, withheld: withheld}
+}
+
+// lazyJSON is the canonical JSON of a document, written on first use.
+type lazyJSON struct {
+	once sync.Once
+	// doc is the document, until the JSON is written.
+	doc refresh.Document
+	rep *representation
+	err error
+}
+
 // jsonRepresentation writes the canonical JSON document once.
 func (s *state) jsonRepresentation() (*representation, error) {
-	s.jsonOnce.Do(func() {
-		defer func() { s.doc = refresh.Document{} }()
-		p, err := policyfile.Parse(s.doc.Data, s.doc.Format)
+	j := s.json
+	j.once.Do(func() {
+		defer func() { j.doc = refresh.Document{} }()
+		p, err := policyfile.Parse(j.doc.Data, j.doc.Format)
 		if err != nil {
-			s.jsonErr = err
+			j.err = err
 			return
 		}
 		data, err := policyfile.MarshalJSON(p)
 		if err != nil {
-			s.jsonErr = err
+			j.err = err
 			return
 		}
 		sum := sha256.Sum256(data)
-		s.json = &representation{format: formatJSON, mediaType: JSONMediaType, etag: `"` + hex.EncodeToString(sum[:]) + `"`, body: data}
+		j.rep = &representation{format: formatJSON, mediaType: JSONMediaType, etag: `"` + hex.EncodeToString(sum[:]) + `"`, body: data}
 	})
-	return s.json, s.jsonErr
+	return j.rep, j.err
 }
 
 // representation is one form of a state's policy, with its gzip written on

@@ -737,3 +737,35 @@ func FuzzRequestHeaders(f *testing.F) {
 		})
 	})
 }
+
+// A withheld (stale) policy is not served: a waiting long poll is answered
+// 503 at once, and so is every request until the policy is restored, so
+// that consumers do not take a stale publisher's answers as fresh.
+func TestWithhold(t *testing.T) {
+	p := newPublisher(t, publish.Options{})
+	p.Withhold(true) // nothing published yet: nothing to withhold
+	in := bookstore(t, "", t0)
+	p.Publish(in)
+	url := serve(t, p)
+	resp, _ := get(t, http.MethodGet, url, nil)
+	etag := resp.Header.Get("ETag")
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := get(t, http.MethodGet, url, map[string]string{"If-None-Match": etag, "Prefer": "wait=60"})
+		done <- resp
+	}()
+	waitUntil(t, "the long poll waits", func() bool { return p.Waiting() == 1 })
+	p.Withhold(true)
+	if resp := <-done; resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Preference-Applied") != "" {
+		t.Fatalf("the waiting long poll got %d %v; want 503 with Retry-After at once", resp.StatusCode, resp.Header)
+	}
+	for _, h := range []map[string]string{nil, {"If-None-Match": etag}, {"If-None-Match": etag, "Prefer": "wait=60"}} {
+		if resp, body := get(t, http.MethodGet, url, h); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "stale") {
+			t.Fatalf("withheld, %v: %d %q; want 503 saying the policy is stale", h, resp.StatusCode, body)
+		}
+	}
+	p.Withhold(false)
+	if resp, _ := get(t, http.MethodGet, url, map[string]string{"If-None-Match": etag}); resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("restored: %d, want 304 for the tag held", resp.StatusCode)
+	}
+}

@@ -203,7 +203,14 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 
 	engine := &pdp.Engine{}
 	var srv *grpcapi.Server
-	ref, err := refresh.New(refresh.Config{
+	var ref *refresh.Refresher
+	onChange := func() {
+		srv.UpdateHealth()
+		if pub != nil {
+			pub.Withhold(ref.Status().Withheld)
+		}
+	}
+	ref, err = refresh.New(refresh.Config{
 		Upstream:      upstream,
 		Engine:        engine,
 		Cache:         db,
@@ -213,7 +220,7 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		PublicKey:     publicKey,
 		LongPollWait:  cfg.Policy.LongPollWait(),
 		Logger:        log,
-		OnChange:      func() { srv.UpdateHealth() },
+		OnChange:      onChange,
 		OnInstall:     onInstall,
 	})
 	if err != nil {
