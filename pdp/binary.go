@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // snapshotMagic starts a binary snapshot; the last byte is the format
@@ -197,9 +198,13 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 	}
 	ns := r.count()
 	s.subjects = make([]subject, 0, min(ns, 1<<24))
-	s.subjectIdx = make(map[string]int32, min(ns, 1<<24))
+	// The ids are gathered into one string, as Compile does: one allocation,
+	// not a million, and the map built once they are all read.
+	idAt := make([]idRef, 0, min(ns, 1<<24))
+	idBytes := 0
 	for i := 0; i < ns && r.err == nil; i++ {
-		id := r.str()
+		ref := r.raw(len(data))
+		idAt, idBytes = append(idAt, ref), idBytes+int(ref.n)
 		sub := subject{emailDomain: r.int32(), ssoConnection: r.int32(), groups: r.span(len(s.attrPool)), global: r.span(len(s.rolePool)), members: r.span(len(s.memberPool))}
 		for _, a := range []int32{sub.emailDomain, sub.ssoConnection} {
 			if a != noAttr && (a < 0 || int(a) >= nattrs) {
@@ -217,11 +222,26 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 				}
 			}
 		}
-		if _, dup := s.subjectIdx[id]; dup {
-			r.fail("duplicate subject %q", id)
-		}
-		s.subjectIdx[id] = int32(i)
 		s.subjects = append(s.subjects, sub)
+	}
+	if r.err == nil {
+		var ids strings.Builder
+		ids.Grow(idBytes)
+		for _, ref := range idAt {
+			ids.Write(data[ref.off : ref.off+ref.n])
+		}
+		all, off := ids.String(), 0
+		s.subjectIdx = make(map[string]int32, len(idAt))
+		for i, ref := range idAt {
+			id := all[off : off+int(ref.n)]
+			off += int(ref.n)
+			n := len(s.subjectIdx)
+			s.subjectIdx[id] = int32(i)
+			if len(s.subjectIdx) == n {
+				r.fail("duplicate subject %q", id)
+				break
+			}
+		}
 	}
 	if r.err == nil && len(r.buf) != 0 {
 		r.fail("%d bytes after the end", len(r.buf))
@@ -353,6 +373,22 @@ func (r *reader) str() string {
 	s := string(r.buf[:n])
 	r.buf = r.buf[n:]
 	return s
+}
+
+// idRef locates a string in the data being read.
+type idRef struct{ off, n uint32 }
+
+// raw reads a string without copying it: where it lies in the data, whose
+// whole length is total.
+func (r *reader) raw(total int) idRef {
+	n := r.count()
+	if r.err != nil || n > len(r.buf) {
+		r.fail("truncated string")
+		return idRef{}
+	}
+	ref := idRef{uint32(total - len(r.buf)), uint32(n)}
+	r.buf = r.buf[n:]
+	return ref
 }
 
 func (r *reader) int32s() []int32 {

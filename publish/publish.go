@@ -133,6 +133,9 @@ func (p *Publisher) Publish(in refresh.Installed) {
 		p.log.Error("cannot publish the policy; still publishing the previous one", "revision", revisionOf(in), "error", err)
 		return
 	}
+	// Every consumer asks for the gzipped bundle: compress it before the
+	// waiting long polls wake, not in the first of them.
+	next.snapshot.gzip()
 	p.publishMu.Lock()
 	prev := p.state.Swap(next)
 	close(prev.changed)

@@ -475,7 +475,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	r.mu.Lock()
 	same := r.served != nil && l.sum == r.contentSum
 	lastErr, rejected := r.status.LastError, doc.ETag != "" && doc.ETag == r.rejected
-	servedAt := r.status.PublishedAt
+	servedPublished := r.status.PublishedAt
 	r.mu.Unlock()
 	if same {
 		// A new tag on the same content (another hub replica's bundle, a
@@ -487,9 +487,9 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		return r.fail(now, fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr))
 	}
 	if l.format == FormatSnapshot {
-		if !servedAt.IsZero() && l.publishedAt.Before(servedAt) {
+		if !servedPublished.IsZero() && l.publishedAt.Before(servedPublished) {
 			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, before the one served (published at %s): a replayed or rolled-back bundle, or a publisher behind its peers",
-				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), servedAt.Format(time.RFC3339Nano)))
+				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), servedPublished.Format(time.RFC3339Nano)))
 		}
 		if ahead := l.publishedAt.Sub(now); ahead > maxFutureSkew {
 			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, %s ahead of this host's clock: check the publisher's clock",
@@ -527,6 +527,13 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 			r.mu.Unlock()
 		}
 	}
+	// Propagation ends when the policy serves; a policy not from a
+	// publisher is published, for this refresher's own publisher, now.
+	installedAt := r.cfg.Now()
+	if !l.published {
+		l.publishedAt = installedAt
+	}
+	delay := max(installedAt.Sub(l.publishedAt), 0)
 	r.install(l, func(st *Status) {
 		st.ETag = doc.ETag
 		st.FromCache = false
@@ -534,7 +541,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		st.LastSuccess = now
 		st.PropagationDelay = 0
 		if l.published {
-			st.PropagationDelay = max(now.Sub(l.publishedAt), 0)
+			st.PropagationDelay = delay
 		}
 	})
 	r.mu.Lock()
@@ -549,7 +556,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
 		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects}
 	if l.published {
-		args = append(args, "published_at", l.publishedAt, "publisher", l.publisher, "propagation_delay", max(now.Sub(l.publishedAt), 0))
+		args = append(args, "published_at", l.publishedAt, "publisher", l.publisher, "propagation_delay", delay)
 	}
 	if l.format == FormatSnapshot {
 		args = append(args, "signing_key", l.keyID, "verified", l.verified)

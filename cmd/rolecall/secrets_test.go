@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/rolecall/rolecall/bundle"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
 	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/token/devissuer"
@@ -25,7 +26,7 @@ import (
 
 // TestSecretsNeverLeak plants secrets everywhere rolecall holds one: the
 // upstream's bearer token and basic-auth password, the Logto webhook key,
-// and the tokens callers send. It then makes every path that reports
+// the publish listener's token and signing key, and the tokens callers send. It then makes every path that reports
 // something run, at debug level with the decision log on: an upstream that
 // refuses the credentials and echoes them back in its error body, a good
 // fetch, signed and forged webhooks, valid, forged and expired tokens. No
@@ -33,9 +34,14 @@ import (
 // GetPolicyStatus or any error a caller gets.
 func TestSecretsNeverLeak(t *testing.T) {
 	const (
-		bearer     = "upstream-bearer-Zq81x"
-		webhookKey = "webhook-key-Hh27Lm"
+		bearer       = "upstream-bearer-Zq81x"
+		webhookKey   = "webhook-key-Hh27Lm"
+		publishToken = "publish-token-Pw93c"
 	)
+	signKey, _, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	policy, err := os.ReadFile(bookstore)
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +84,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		return p
 	}
-	admin := freeAddr(t)
+	admin, publishAddr := freeAddr(t), freeAddr(t)
 	d := startServe(t, dir,
+		"--publish-addr", publishAddr, "--publish-token-file", write("publish", publishToken),
+		"--publish-sign-key", write("sign.pem", string(signKey)),
 		"--upstream", up.URL+"/policy.yaml", "--refresh-interval", "1h",
 		"--upstream-bearer-token-file", write("bearer", bearer),
 		"--logto-webhook-key-file", write("webhook", webhookKey),
@@ -150,6 +158,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	seen.Write(b)
 	get("/v1/status")
 	get("/metrics")
+	// The publish listener, asked with a guess at its token and with it.
+	for _, h := range []map[string]string{
+		{"Authorization": "Bearer " + publishToken[:len(publishToken)-1]},
+		{"Authorization": "Bearer " + publishToken, "Accept": "application/json"},
+		{"Authorization": "Bearer " + publishToken},
+	} {
+		_, b := rctest.Do(t, http.MethodGet, "http://"+publishAddr+"/v1/policy", nil, h)
+		seen.WriteString(b)
+	}
 	d.stop()
 	stopped = true
 
@@ -166,6 +183,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"valid token signature":  good[strings.LastIndexByte(good, '.')+1:],
 		"expired token":          expired,
 		"forged token signature": forged[strings.LastIndexByte(forged, '.')+1:],
+		"publish token":          publishToken,
+		"signing key":            strings.Split(string(signKey), "\n")[1],
 	}
 	for what, s := range secrets {
 		if i := strings.Index(out, s); i >= 0 {
