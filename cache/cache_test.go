@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"os"
@@ -545,5 +546,136 @@ func TestSnapshotTravelsWithItsDocument(t *testing.T) {
 	}
 	if _, ok, err := c.LoadSnapshot(func([]byte) error { return nil }); ok || err != nil {
 		t.Errorf("a snapshot of an older document survived: %v, %v", ok, err)
+	}
+}
+
+// largePolicy is a record whose document is stored in a file of its own.
+func largePolicy(rev string) PolicyRecord {
+	r := samplePolicy(rev)
+	r.Document = bytes.Repeat([]byte("# "+rev+" padding\n"), LargeDocument/10)
+	r.Snapshot = []byte("snapshot of " + rev)
+	return r
+}
+
+// documentFiles lists the files in the cache's documents directory.
+func documentFiles(t *testing.T, c *Cache) []string {
+	t.Helper()
+	entries, err := os.ReadDir(c.documentsDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A large document lives in one file beside the cache, named by its digest;
+// replacing it, by a large or a small one, leaves no other file behind, and
+// the snapshot still travels with it.
+func TestLargeDocumentInItsOwnFile(t *testing.T) {
+	c := openTest(t, tempPath(t))
+	big1, big2, small := largePolicy("r1"), largePolicy("r2"), samplePolicy("r3")
+	for _, step := range []struct {
+		rec   PolicyRecord
+		files int
+	}{{big1, 1}, {big2, 1}, {small, 0}, {big1, 1}} {
+		if err := c.SavePolicy(step.rec); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := mustLoadPolicy(t, c)
+		if !ok {
+			t.Fatal("nothing loaded")
+		}
+		assertPolicy(t, got, step.rec)
+		files := documentFiles(t, c)
+		if len(files) != step.files {
+			t.Fatalf("after saving %s: document files %v, want %d", step.rec.Revision, files, step.files)
+		}
+		if step.files == 1 {
+			sum := sha256.Sum256(step.rec.Document)
+			if want := hex.EncodeToString(sum[:]) + ".doc"; files[0] != want {
+				t.Fatalf("document file %s, want %s", files[0], want)
+			}
+		}
+		var snap []byte
+		if _, ok, err := c.LoadSnapshot(func(b []byte) error { snap = bytes.Clone(b); return nil }); err != nil || ok != (step.rec.Snapshot != nil) || !bytes.Equal(snap, step.rec.Snapshot) {
+			t.Fatalf("LoadSnapshot = %q, %v, %v", snap, ok, err)
+		}
+	}
+	// The document is not in the bbolt file.
+	closeAndCheck(t, c)
+	info, err := os.Stat(c.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size() >= LargeDocument {
+		t.Fatalf("the bbolt file is %d bytes: the large document went into it", info.Size())
+	}
+}
+
+// A document file that changed or went missing is ErrCorrupt, never served;
+// a changed one is kept for inspection; the next save replaces it.
+func TestLargeDocumentFileDamaged(t *testing.T) {
+	for _, damage := range []string{"changed", "missing", "truncated"} {
+		t.Run(damage, func(t *testing.T) {
+			c := openTest(t, tempPath(t))
+			rec := largePolicy("r1")
+			if err := c.SavePolicy(rec); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(c.documentsDir(), documentFiles(t, c)[0])
+			switch damage {
+			case "changed":
+				b, _ := os.ReadFile(path)
+				b[len(b)/2] ^= 1
+				os.WriteFile(path, b, 0o600)
+			case "missing":
+				os.Remove(path)
+			case "truncated":
+				os.Truncate(path, 100)
+			}
+			if _, _, err := c.LoadPolicy(); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("LoadPolicy with the document file %s: %v, want ErrCorrupt", damage, err)
+			}
+			if damage != "missing" {
+				if files := documentFiles(t, c); len(files) != 1 || !strings.Contains(files[0], ".corrupt-") {
+					t.Fatalf("files after a damaged read: %v; want the damaged file kept aside", files)
+				}
+			}
+			next := largePolicy("r2")
+			if err := c.SavePolicy(next); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := mustLoadPolicy(t, c)
+			if !ok {
+				t.Fatal("nothing loaded after the replacing save")
+			}
+			assertPolicy(t, got, next)
+		})
+	}
+}
+
+// A document file a crash left behind without the transaction naming it
+// (written, not yet committed) is never read, and the next save removes it.
+func TestLargeDocumentOrphanFile(t *testing.T) {
+	c := openTest(t, tempPath(t))
+	old := samplePolicy("r1")
+	if err := c.SavePolicy(old); err != nil {
+		t.Fatal(err)
+	}
+	orphan := largePolicy("r9")
+	if _, err := c.writeDocumentFile(sha256.Sum256(orphan.Document), orphan.Document); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(c.documentsDir(), "x.doc.tmp-123"), []byte("half"), 0o600)
+	got, _ := mustLoadPolicy(t, c)
+	assertPolicy(t, got, old)
+	if err := c.SavePolicy(largePolicy("r2")); err != nil {
+		t.Fatal(err)
+	}
+	if files := documentFiles(t, c); len(files) != 1 {
+		t.Fatalf("files after a save: %v, want only the new document", files)
 	}
 }

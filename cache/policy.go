@@ -3,7 +3,11 @@ package cache
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,7 +23,17 @@ var (
 	keySHA256    = []byte("sha256")
 	keySnapshot  = []byte("snapshot")
 	keySnapSHA   = []byte("snapshot_sha256")
+	// keyDocumentFile names the file holding a large document, in the
+	// documents directory beside the cache file, instead of keyDocument.
+	keyDocumentFile = []byte("document_file")
 )
+
+// LargeDocument is the size from which a document is stored in a file of
+// its own beside the cache file (<cache>.documents/<sha256>.doc), written
+// and synced before the transaction that names it: a bbolt commit would
+// copy it into freshly allocated pages, a transient as large as the
+// document, at the moment a refresh holds two policies already.
+const LargeDocument = 1 << 20
 
 // PolicyRecord is a policy document as fetched, with what is known about it.
 type PolicyRecord struct {
@@ -43,13 +57,34 @@ func (c *Cache) SavePolicy(r PolicyRecord) error {
 		return fmt.Errorf("cache: save policy to %s: %w", c.path, ErrEmptyDocument)
 	}
 	sum := sha256.Sum256(r.Document)
+	var file string
+	if len(r.Document) >= LargeDocument {
+		var err error
+		if file, err = c.writeDocumentFile(sum, r.Document); err != nil {
+			return fmt.Errorf("cache: save policy to %s: %w", c.path, err)
+		}
+	}
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
+		if file != "" {
+			if err := policy.Delete(keyDocument); err != nil {
+				return err
+			}
+			if err := meta.Put(keyDocumentFile, []byte(file)); err != nil {
+				return err
+			}
+		} else {
+			if err := policy.Put(keyDocument, r.Document); err != nil {
+				return fmt.Errorf("put %s: %w", keyDocument, err)
+			}
+			if err := meta.Delete(keyDocumentFile); err != nil {
+				return err
+			}
+		}
 		puts := []struct {
 			b    *bolt.Bucket
 			k, v []byte
 		}{
-			{policy, keyDocument, r.Document},
 			{meta, keySHA256, sum[:]},
 			{meta, keyFormat, []byte(r.Format)},
 			{meta, keyRevision, []byte(r.Revision)},
@@ -79,6 +114,7 @@ func (c *Cache) SavePolicy(r PolicyRecord) error {
 	if err != nil {
 		return fmt.Errorf("cache: save policy to %s: %w", c.path, err)
 	}
+	c.removeDocumentFiles(file)
 	return nil
 }
 
@@ -90,17 +126,28 @@ func (c *Cache) LoadPolicy() (r PolicyRecord, ok bool, err error) {
 	err = c.db.View(func(tx *bolt.Tx) error {
 		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
 		doc := policy.Get(keyDocument)
-		if doc == nil {
-			return nil
+		inline := doc != nil
+		if !inline {
+			name := meta.Get(keyDocumentFile)
+			if name == nil {
+				return nil
+			}
+			var err error
+			if doc, err = c.readDocumentFile(string(name), meta.Get(keySHA256)); err != nil {
+				return err
+			}
 		}
-		if sum := sha256.Sum256(doc); !bytes.Equal(meta.Get(keySHA256), sum[:]) {
+		if sum := sha256.Sum256(doc); inline && !bytes.Equal(meta.Get(keySHA256), sum[:]) {
 			return c.corrupt(tx, "policy document does not match its SHA-256 digest")
 		}
 		if r, err = readMeta(meta); err != nil {
 			return err
 		}
 		// bbolt's memory is only valid inside the transaction.
-		r.Document = bytes.Clone(doc)
+		if inline {
+			doc = bytes.Clone(doc)
+		}
+		r.Document = doc
 		ok = true
 		return nil
 	})
@@ -120,7 +167,7 @@ func (c *Cache) LoadSnapshot(decode func(snapshot []byte) error) (r PolicyRecord
 	err = c.db.View(func(tx *bolt.Tx) error {
 		meta, policy := tx.Bucket(bucketMeta), tx.Bucket(bucketPolicy)
 		snap := policy.Get(keySnapshot)
-		if snap == nil || policy.Get(keyDocument) == nil {
+		if snap == nil || (policy.Get(keyDocument) == nil && meta.Get(keyDocumentFile) == nil) {
 			return nil
 		}
 		if sum := sha256.Sum256(snap); !bytes.Equal(meta.Get(keySnapSHA), sum[:]) {
@@ -167,4 +214,83 @@ func readMeta(meta *bolt.Bucket) (PolicyRecord, error) {
 		Source:    string(meta.Get(keySource)),
 		FetchedAt: fetchedAt,
 	}, nil
+}
+
+// documentsDir is where large documents are kept.
+func (c *Cache) documentsDir() string { return c.path + ".documents" }
+
+// writeDocumentFile writes doc, named by its digest, to the documents
+// directory and syncs it and the directory, so that the transaction naming
+// it never names a file a crash left incomplete. It returns the file's name.
+func (c *Cache) writeDocumentFile(sum [sha256.Size]byte, doc []byte) (string, error) {
+	dir := c.documentsDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	name := hex.EncodeToString(sum[:]) + ".doc"
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	if _, err := tmp.Write(doc); err != nil {
+		_ = tmp.Close()
+		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return "", fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return "", err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return "", fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return name, nil
+}
+
+// readDocumentFile reads the named document file and checks it against its
+// stored digest. A missing or changed file is ErrCorrupt; a changed one is
+// renamed to a ".corrupt-<time>" name, kept for inspection.
+func (c *Cache) readDocumentFile(name string, want []byte) ([]byte, error) {
+	if name != filepath.Base(name) || !strings.HasSuffix(name, ".doc") {
+		return nil, fmt.Errorf("%w: document file name %q", ErrCorrupt, name)
+	}
+	path := filepath.Join(c.documentsDir(), name)
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy document file: %w", ErrCorrupt, err)
+	}
+	if sum := sha256.Sum256(doc); !bytes.Equal(want, sum[:]) {
+		kept := corruptName(path)
+		if err := os.Rename(path, kept); err != nil {
+			kept = path
+		}
+		return nil, fmt.Errorf("%w: policy document file %s does not match its SHA-256 digest; kept at %s", ErrCorrupt, path, kept)
+	}
+	return doc, nil
+}
+
+// removeDocumentFiles removes the document files other than keep (the one
+// just stored, or none): replaced ones, and ones a crash left unnamed.
+// Files kept as corrupt are left alone.
+func (c *Cache) removeDocumentFiles(keep string) {
+	entries, err := os.ReadDir(c.documentsDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if n := e.Name(); n != keep && (strings.HasSuffix(n, ".doc") || strings.Contains(n, ".doc.tmp-")) {
+			_ = os.Remove(filepath.Join(c.documentsDir(), n))
+		}
+	}
 }
