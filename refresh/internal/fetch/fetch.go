@@ -4,6 +4,7 @@
 package fetch
 
 import (
+	"bytes"
 	"compress/gzip"
 	"crypto/tls"
 	"crypto/x509"
@@ -51,7 +52,14 @@ func Do(client *http.Client, req *http.Request, limit int64) (*http.Response, []
 		resp.Header.Del("Content-Encoding")
 		resp.Header.Del("Content-Length")
 	}
-	data, err := io.ReadAll(io.LimitReader(body, limit+1))
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && resp.Header.Get("Content-Length") != "" && n <= limit {
+		// The size is known: one allocation, not a run of growing copies
+		// (a large policy's refresh is where memory peaks).
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(io.LimitReader(body, limit+1))
+	data := buf.Bytes()
 	if err == nil && int64(len(data)) > limit {
 		return resp, data[:limit], ErrTooLarge
 	}
