@@ -468,6 +468,10 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	if err != nil {
 		return r.fail(now, fmt.Errorf("fetch: %w", err))
 	}
+	// What a new policy costs past its fetch, for the log: reading it
+	// (opening a bundle, or parsing, validating and compiling a document)
+	// and persisting it.
+	fetched := time.Now()
 	l, err := r.identify(doc, now)
 	if err != nil {
 		return r.fail(now, err)
@@ -502,6 +506,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		r.mu.Unlock()
 		return r.fail(now, err)
 	}
+	decoded := time.Now()
 	if r.cfg.Cache != nil {
 		rec := cache.PolicyRecord{
 			Document:  doc.Data,
@@ -527,6 +532,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 			r.mu.Unlock()
 		}
 	}
+	persisted := time.Now()
 	// Propagation ends when the policy serves; a policy not from a
 	// publisher is published, for this refresher's own publisher, now.
 	installedAt := r.cfg.Now()
@@ -554,7 +560,8 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	}
 	args := []any{"revision", l.snap.Revision(), "etag", doc.ETag, "format", l.format,
 		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
-		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects}
+		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects,
+		"bytes", len(doc.Data), "decode", decoded.Sub(fetched).Round(time.Millisecond), "persist", persisted.Sub(decoded).Round(time.Millisecond)}
 	if l.published {
 		args = append(args, "published_at", l.publishedAt, "publisher", l.publisher, "propagation_delay", delay)
 	}

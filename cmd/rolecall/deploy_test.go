@@ -13,15 +13,14 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Every rolecall config in the Kubernetes examples is one "rolecall config
-// check" accepts. (deploy/ tests the manifests around them; config/ tests
-// rolecall-sidecar.yaml's config and policy in more detail.)
-func TestDeployManifestConfigsCheck(t *testing.T) {
+// manifestDocs decodes every YAML document of the Kubernetes examples with
+// decode, which gets the file's name and a function filling its argument.
+func manifestDocs(t *testing.T, decode func(file string, into func(any))) {
+	t.Helper()
 	manifests, err := filepath.Glob("../../deploy/kubernetes/*.yaml")
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(manifests) == 0 {
+		t.Fatalf("no manifests in deploy/kubernetes (%v)", err)
 	}
-	found := 0
 	for _, file := range manifests {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -29,30 +28,46 @@ func TestDeployManifestConfigsCheck(t *testing.T) {
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		for {
-			var doc struct {
-				Kind     string
-				Metadata struct{ Name string }
-				Data     map[string]string
-			}
-			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			var node yaml.Node
+			if err := dec.Decode(&node); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			text, ok := doc.Data["rolecall.yaml"]
-			if doc.Kind != "ConfigMap" || !ok {
-				continue
-			}
-			found++
-			cfg := filepath.Join(t.TempDir(), "rolecall.yaml")
-			if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if code, out, errOut := runCmd(t, "config", "check", cfg); code != 0 {
-				t.Errorf("%s, ConfigMap %s: config check exit %d:\n%s%s", filepath.Base(file), doc.Metadata.Name, code, out, errOut)
-			}
+			decode(filepath.Base(file), func(v any) {
+				if err := node.Decode(v); err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+			})
 		}
 	}
+}
+
+// Every rolecall config in the Kubernetes examples is one "rolecall config
+// check" accepts. (deploy/ tests the manifests around them; config/ tests
+// rolecall-sidecar.yaml's config and policy in more detail.)
+func TestDeployManifestConfigsCheck(t *testing.T) {
+	found := 0
+	manifestDocs(t, func(file string, into func(any)) {
+		var doc struct {
+			Kind     string
+			Metadata struct{ Name string }
+			Data     map[string]string
+		}
+		into(&doc)
+		text, ok := doc.Data["rolecall.yaml"]
+		if doc.Kind != "ConfigMap" || !ok {
+			return
+		}
+		found++
+		cfg := filepath.Join(t.TempDir(), "rolecall.yaml")
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, errOut := runCmd(t, "config", "check", cfg); code != 0 {
+			t.Errorf("%s, ConfigMap %s: config check exit %d:\n%s%s", file, doc.Metadata.Name, code, out, errOut)
+		}
+	})
 	if found < 3 {
 		t.Errorf("found %d rolecall configs in deploy/kubernetes, want one per manifest (3)", found)
 	}
@@ -72,61 +87,46 @@ func TestDeployManifestArgsAreServeFlags(t *testing.T) {
 	if !defined["config"] || !defined["upstream"] {
 		t.Fatalf("could not read serve's flags from its help:\n%s", help)
 	}
-	manifests, err := filepath.Glob("../../deploy/kubernetes/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	containers := 0
-	for _, file := range manifests {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		for {
-			var doc struct {
-				Kind string
-				Spec struct {
-					Template struct {
-						Spec struct {
-							Containers []struct {
-								Name string
-								Args []string
-							}
+	manifestDocs(t, func(file string, into func(any)) {
+		var doc struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name string
+							Args []string
 						}
 					}
 				}
 			}
-			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			if doc.Kind != "Deployment" {
+		}
+		into(&doc)
+		if doc.Kind != "Deployment" {
+			return
+		}
+		for _, c := range doc.Spec.Template.Spec.Containers {
+			if c.Name != "rolecall" {
 				continue
 			}
-			for _, c := range doc.Spec.Template.Spec.Containers {
-				if c.Name != "rolecall" {
+			containers++
+			if len(c.Args) == 0 || c.Args[0] != "serve" {
+				t.Errorf("%s: rolecall's args %q do not start with serve", file, c.Args)
+				continue
+			}
+			for _, a := range c.Args[1:] {
+				name, ok := strings.CutPrefix(a, "--")
+				if !ok {
 					continue
 				}
-				containers++
-				if len(c.Args) == 0 || c.Args[0] != "serve" {
-					t.Errorf("%s: rolecall's args %q do not start with serve", filepath.Base(file), c.Args)
-					continue
-				}
-				for _, a := range c.Args[1:] {
-					name, ok := strings.CutPrefix(a, "--")
-					if !ok {
-						continue
-					}
-					name, _, _ = strings.Cut(name, "=")
-					if !defined[name] {
-						t.Errorf("%s: rolecall serve has no flag --%s", filepath.Base(file), name)
-					}
+				name, _, _ = strings.Cut(name, "=")
+				if !defined[name] {
+					t.Errorf("%s: rolecall serve has no flag --%s", file, name)
 				}
 			}
 		}
-	}
+	})
 	if containers < 3 {
 		t.Errorf("found %d rolecall containers in deploy/kubernetes, want 3", containers)
 	}
