@@ -74,23 +74,7 @@ var client = &http.Client{Transport: &http.Transport{DisableCompression: true}}
 
 func get(t testing.TB, method, url string, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
+	return rctest.Send(t, client, rctest.Request(t, method, url, nil, header))
 }
 
 // record serves one request in process, for the tests in a synctest bubble.

@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rolecall/rolecall/bundle"
+	"github.com/rolecall/rolecall/internal/rctest"
 	"github.com/rolecall/rolecall/internal/testcerts"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
@@ -91,20 +92,7 @@ func TestServePublishesThePolicy(t *testing.T) {
 
 	fetch := func(header map[string]string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, body
+		return rctest.Send(t, http.DefaultClient, rctest.Request(t, http.MethodGet, url, nil, header))
 	}
 	open := func(body []byte, pub ed25519.PublicKey) *pdp.Snapshot {
 		t.Helper()

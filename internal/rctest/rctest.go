@@ -120,6 +120,13 @@ func Dial(t testing.TB, target string, opts ...grpc.DialOption) *grpc.ClientConn
 // status and body.
 func Do(t testing.TB, method, url string, body []byte, header map[string]string) (int, string) {
 	t.Helper()
+	resp, b := Send(t, http.DefaultClient, Request(t, method, url, body, header))
+	return resp.StatusCode, string(b)
+}
+
+// Request builds an HTTP request with body and header, ended with the test.
+func Request(t testing.TB, method, url string, body []byte, header map[string]string) *http.Request {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +134,7 @@ func Do(t testing.TB, method, url string, body []byte, header map[string]string)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, b := Send(t, http.DefaultClient, req)
-	return resp.StatusCode, string(b)
+	return req
 }
 
 // Send sends req with client and returns the answer with its body read and
