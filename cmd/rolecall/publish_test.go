@@ -177,6 +177,7 @@ func TestServePublishUsageErrors(t *testing.T) {
 		{[]string{"--publish-addr", "127.0.0.1:0", "--publish-sign-key", notPrivate}, `publish.sign_key_file: ` + notPrivate + `: a PEM "PUBLIC KEY", want "PRIVATE KEY"`},
 		{[]string{"--publish-addr", "127.0.0.1:0", "--publish-tls-key", "tls.key"}, "publish.tls.cert_file: must be set when publish.tls has key_file or client_ca_file"},
 		{[]string{"--publish-addr", "127.0.0.1:0", "--publish-token-file", empty}, "publish bearer token file " + empty + " is empty"},
+		{[]string{"--publish-addr", "127.0.0.1:0", "--publish-max-wait", "10m"}, "publish.max_wait: 10m0s: want more than 0s and at most 5m0s"},
 	} {
 		code, _, errOut := runCmd(t, append([]string{"serve", "--policy", bookstore, "--cache", filepath.Join(t.TempDir(), "c.db"),
 			"--grpc-addr", "", "--unix-socket", filepath.Join(t.TempDir(), "s.sock"), "--admin-addr", "", "--authz-addr", ""}, tc.args...)...)

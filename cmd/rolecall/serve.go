@@ -99,6 +99,8 @@ flags given on the command line override it.`,
 	fs.StringVar(&cfg.Publish.TLS.KeyFile, "publish-tls-key", cfg.Publish.TLS.KeyFile, "publish listener: PEM private key `file` of --publish-tls-cert")
 	fs.StringVar(&cfg.Publish.TLS.ClientCAFile, "publish-tls-client-ca", cfg.Publish.TLS.ClientCAFile, "publish listener: require client certificates issued by these PEM CAs (`file`): mutual TLS")
 	fs.StringVar(&cfg.Publish.SignKeyFile, "publish-sign-key", cfg.Publish.SignKeyFile, "publish listener: sign bundles with this PEM Ed25519 private key `file`")
+	fs.StringVar(&cfg.Publish.Name, "publish-name", cfg.Publish.Name, "publish listener: the publisher `name` in its bundles, shown in consumers' status (default: the host name)")
+	fs.DurationVar(&cfg.Publish.MaxWait, "publish-max-wait", cfg.Publish.MaxWait, "publish listener: the longest a long poll (Prefer: wait) is held, at most 5m")
 	fs.StringVar(&cfg.Cache.Path, "cache", cfg.Cache.Path, "bbolt cache `file` holding the last accepted policy and key sets")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: text or json")
