@@ -13,9 +13,9 @@ import (
 // typed decoder. The strict decoder builds a generic tree first, which for a
 // document of a hundred megabytes (a million subjects) costs gigabytes of
 // garbage and tens of seconds; the typed decoder is several times faster.
-// It cannot see duplicate keys, which for such documents go undetected (the
-// upstream is trusted configuration: whoever controls it can write any
-// policy). Any document the typed decoder refuses is decoded again strictly,
+// It cannot see duplicate keys, which encoding/json resolves by keeping the
+// last, so a separate pass over the bytes looks for them. Any document the
+// typed decoder refuses, or that repeats a key, is decoded again strictly,
 // so problems are still reported by path.
 var largeDocument = 4 << 20
 
@@ -29,6 +29,9 @@ func parseLargeJSON(data []byte) (*pdp.Policy, bool) {
 		return nil, false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	if hasDuplicateKey(data) {
 		return nil, false
 	}
 	p := &pdp.Policy{
@@ -59,4 +62,108 @@ func parseLargeJSON(data []byte) (*pdp.Policy, bool) {
 		p.Subjects[i] = pdp.Subject{ID: s.ID, Type: pdp.SubjectType(s.Type), Email: s.Email, SSOConnection: s.SSOConnection, SSOGroups: s.SSOGroups, Roles: s.Roles, Memberships: s.Memberships}
 	}
 	return p, true
+}
+
+// hasDuplicateKey reports whether an object of data, valid JSON, repeats a
+// key, comparing keys as decoded ("a" and "\u0061" are the same key). One
+// pass, allocating only for escaped keys and for objects of many keys.
+func hasDuplicateKey(data []byte) bool {
+	var stack []keySet // one per open object or array
+	for i := 0; i < len(data); {
+		switch c := data[i]; c {
+		case '{', '[':
+			// A closed object's key slice is reused: a million subjects are
+			// millions of objects.
+			var keys [][]byte
+			if n := len(stack); n < cap(stack) {
+				keys = stack[:n+1][n].keys[:0]
+			}
+			stack = append(stack, keySet{object: c == '{', wantKey: c == '{', keys: keys})
+			i++
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+			i++
+		case ',':
+			if top := &stack[len(stack)-1]; top.object {
+				top.wantKey = true
+			}
+			i++
+		case '"':
+			end, escaped := stringEnd(data, i)
+			if n := len(stack); n > 0 && stack[n-1].wantKey {
+				top := &stack[n-1]
+				top.wantKey = false
+				key := data[i+1 : end-1]
+				if escaped {
+					var u string
+					if json.Unmarshal(data[i:end], &u) != nil {
+						return true // not valid JSON after all: decode strictly
+					}
+					key = []byte(u)
+				}
+				if top.repeats(key) {
+					return true
+				}
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// keySet holds the keys of one object seen so far.
+type keySet struct {
+	object  bool // an object, not an array
+	wantKey bool // the next string is a key
+	keys    [][]byte
+	set     map[string]struct{} // from manyKeys keys on
+}
+
+// manyKeys is the object size from which keys go into a map.
+const manyKeys = 16
+
+// repeats adds key and reports whether the object had it already.
+func (k *keySet) repeats(key []byte) bool {
+	if k.set == nil && len(k.keys) < manyKeys {
+		for _, have := range k.keys {
+			if bytes.Equal(have, key) {
+				return true
+			}
+		}
+		k.keys = append(k.keys, key)
+		return false
+	}
+	if k.set == nil {
+		k.set = make(map[string]struct{}, 2*manyKeys)
+		for _, have := range k.keys {
+			k.set[string(have)] = struct{}{}
+		}
+	}
+	if _, ok := k.set[string(key)]; ok {
+		return true
+	}
+	k.set[string(key)] = struct{}{}
+	return false
+}
+
+// stringEnd returns the index after the string starting at data[i] (a
+// quote), and whether it must be decoded to be compared: it holds an escape,
+// or bytes beyond ASCII (invalid UTF-8 decodes to U+FFFD, so two different
+// byte strings can be one key).
+func stringEnd(data []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(data); j++ {
+		switch c := data[j]; {
+		case c == '\\':
+			escaped = true
+			j++
+		case c == '"':
+			return j + 1, escaped
+		case c >= 0x80:
+			escaped = true
+		}
+	}
+	return len(data), escaped
 }

@@ -211,3 +211,43 @@ func TestLargeJSONDocuments(t *testing.T) {
 		t.Errorf("a large document with an unknown field: %v", err)
 	}
 }
+
+// A large document repeating a key, at any depth and however the key is
+// spelt, is refused as a small one is, with the key's position.
+func TestLargeJSONDuplicateKeys(t *testing.T) {
+	p := bookstorePolicy(t)
+	defer func(n int) { largeDocument = n }(largeDocument)
+	largeDocument = 64 << 10
+	for i := 0; i < 1000; i++ {
+		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{"acme": {"member"}}})
+	}
+	big, err := MarshalJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(big, JSON); err != nil {
+		t.Fatalf("the padded document does not compile: %v", err)
+	}
+	for _, tc := range []struct {
+		name, old, new, key string
+	}{
+		{"top level", `{"revision":`, `{"revision":"x","revision":`, "revision"},
+		{"in a subject", `"id":"padding-user-000500"`, `"id":"padding-user-000500","id":"padding-user-000500"`, "id"},
+		{"in a membership map", `"id":"padding-user-000700","roles":["order_admin"],"memberships":{"acme":["member"]`, `"id":"padding-user-000700","roles":["order_admin"],"memberships":{"acme":["member"],"acme":["member"]`, "acme"},
+		{"escaped spelling", `"id":"padding-user-000900"`, `"id":"padding-user-000900","\u0069d":"padding-user-000900"`, "id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := bytes.Replace(big, []byte(tc.old), []byte(tc.new), 1)
+			if bytes.Equal(bad, big) {
+				t.Fatalf("%q is not in the document", tc.old)
+			}
+			if _, ok := parseLargeJSON(bad); ok {
+				t.Error("the typed decoder accepted a repeated key")
+			}
+			_, err := Compile(bad, JSON)
+			if err == nil || !strings.Contains(err.Error(), `duplicate key "`+tc.key+`"`) || !strings.Contains(err.Error(), "line 1, column") {
+				t.Errorf("Compile = %v; want the strict decoder's duplicate key %q with its position", err, tc.key)
+			}
+		})
+	}
+}
