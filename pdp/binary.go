@@ -65,14 +65,10 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 		w.int(int64(m.org))
 		w.span(m.roles)
 	}
-	// Subjects: ids in index order, then their records.
-	ids := make([]string, len(s.subjects))
-	for id, i := range s.subjectIdx {
-		ids[i] = id
-	}
+	// Subjects: each id, then its record.
 	w.uint(uint64(len(s.subjects)))
 	for i, sub := range s.subjects {
-		w.str(ids[i])
+		w.str(s.subjectID(int32(i)))
 		w.int(int64(sub.emailDomain))
 		w.int(int64(sub.ssoConnection))
 		w.span(sub.groups)
@@ -199,13 +195,12 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 	ns := r.count()
 	s.subjects = make([]subject, 0, min(ns, 1<<24))
 	// The ids are gathered into one string, as Compile does: one allocation,
-	// not a million, and the map built once they are all read.
+	// not a million, and the index built once they are all read.
 	idAt := make([]idRef, 0, min(ns, 1<<24))
 	idBytes := 0
 	for i := 0; i < ns && r.err == nil; i++ {
 		ref := r.raw(len(data))
-		idAt, idBytes = append(idAt, ref), idBytes+int(ref.n)
-		sub := subject{emailDomain: r.int32(), ssoConnection: r.int32(), groups: r.span(len(s.attrPool)), global: r.span(len(s.rolePool)), members: r.span(len(s.memberPool))}
+		sub := subject{id: span{uint32(idBytes), ref.n}, emailDomain: r.int32(), ssoConnection: r.int32(), groups: r.span(len(s.attrPool)), global: r.span(len(s.rolePool)), members: r.span(len(s.memberPool))}
 		for _, a := range []int32{sub.emailDomain, sub.ssoConnection} {
 			if a != noAttr && (a < 0 || int(a) >= nattrs) {
 				r.fail("attribute index %d out of range", a)
@@ -222,6 +217,7 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 				}
 			}
 		}
+		idAt, idBytes = append(idAt, ref), idBytes+int(ref.n)
 		s.subjects = append(s.subjects, sub)
 	}
 	if r.err == nil {
@@ -230,15 +226,11 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 		for _, ref := range idAt {
 			ids.Write(data[ref.off : ref.off+ref.n])
 		}
-		all, off := ids.String(), 0
-		s.subjectIdx = make(map[string]int32, len(idAt))
-		for i, ref := range idAt {
-			id := all[off : off+int(ref.n)]
-			off += int(ref.n)
-			n := len(s.subjectIdx)
-			s.subjectIdx[id] = int32(i)
-			if len(s.subjectIdx) == n {
-				r.fail("duplicate subject %q", id)
+		s.ids = ids.String()
+		s.subjectIdx = newSubjectIndex(len(s.subjects))
+		for i := range s.subjects {
+			if !s.subjectIdx.add(s, int32(i)) {
+				r.fail("duplicate subject %q", s.subjectID(int32(i)))
 				break
 			}
 		}

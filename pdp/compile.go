@@ -26,8 +26,9 @@ type Snapshot struct {
 	orgIdx map[string]int32
 	orgs   []organization
 
-	subjectIdx map[string]int32
+	subjectIdx subjectIndex
 	subjects   []subject
+	ids        string // the subjects' ids, one after another
 	rolePool   []int32
 	memberPool []membership
 	attrs      []string // interned attribute values: email domains, SSO connections and groups
@@ -62,6 +63,7 @@ const noAttr = -1
 // snapshot's shared pools, so that a million subjects cost a million small
 // records, not millions of allocations.
 type subject struct {
+	id            span  // the id, in Snapshot.ids
 	emailDomain   int32 // interned, lower case; noAttr when none
 	ssoConnection int32 // interned; noAttr when none
 	groups        span  // SSO groups: interned indexes in attrPool
@@ -192,14 +194,13 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 	}
 	ids := b.String()
 
-	s.subjectIdx = make(map[string]int32, len(p.Subjects))
+	s.ids = ids
 	s.subjects = make([]subject, len(p.Subjects))
 	var orgs []string // a subject's organizations, reused
 	off := 0
 	for i, ps := range p.Subjects {
-		id := ids[off : off+len(ps.ID)]
-		off += len(ps.ID)
 		sub := subject{
+			id:            span{uint32(off), uint32(len(ps.ID))},
 			emailDomain:   intern.index(emailDomain(ps.Email)),
 			ssoConnection: intern.index(ps.SSOConnection),
 			global:        s.appendRoles(roleIdx, ps.Roles),
@@ -224,8 +225,13 @@ func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *
 		}
 		ms := s.memberPool[start:]
 		sub.members = span{uint32(start), uint32(len(ms))}
+		off += len(ps.ID)
 		s.subjects[i] = sub
-		s.subjectIdx[id] = int32(i)
+	}
+	// Validation refused repeated ids, so every add succeeds.
+	s.subjectIdx = newSubjectIndex(len(s.subjects))
+	for i := range s.subjects {
+		s.subjectIdx.add(s, int32(i))
 	}
 	s.attrs = intern.values
 }

@@ -121,7 +121,7 @@ func (s *Snapshot) Decide(q Query) Decision {
 		return d
 	}
 	perm := res.base + off
-	si, ok := s.subjectIdx[q.Subject]
+	si, ok := s.findSubject(q.Subject)
 	if !ok {
 		d.Reason = UnknownSubject
 		return d
@@ -239,7 +239,7 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 		res := &s.resources[ri]
 		lo, hi = res.base, res.base+int32(len(res.actions))
 	}
-	si, ok := s.subjectIdx[subjectID]
+	si, ok := s.findSubject(subjectID)
 	if !ok {
 		out.Reason = UnknownSubject
 		return out
