@@ -523,14 +523,18 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 				rec.Snapshot, l.binary = bin, bin
 			}
 		}
-		if err := r.cfg.Cache.SavePolicy(rec); err != nil {
+		err := r.cfg.Cache.SavePolicy(rec)
+		r.mu.Lock()
+		// Either this record is pending or it is stored: an older pending
+		// one must never be retried over it.
+		r.unsaved = nil
+		if err != nil {
 			// Serving the newer policy matters more than persisting it: it
 			// may revoke access. The save is retried on the next refresh.
 			r.log.Error("could not persist the new policy; serving it anyway and retrying", "revision", l.snap.Revision(), "error", err)
-			r.mu.Lock()
 			r.unsaved = &rec
-			r.mu.Unlock()
 		}
+		r.mu.Unlock()
 	}
 	persisted := time.Now()
 	// Propagation ends when the policy serves; a policy not from a

@@ -293,3 +293,36 @@ func TestWarmStartUsesTheBinarySnapshot(t *testing.T) {
 		t.Errorf("warm start with a bad snapshot served %q, want v2 compiled from the document", got)
 	}
 }
+
+// A policy whose save failed is retried until stored, but never over a
+// newer one saved since: the cache always ends up with what is served.
+func TestUnsavedNeverOverwritesANewerPolicy(t *testing.T) {
+	r := newRig(t, goodV1)
+	if err := r.ref.RefreshOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A large document goes to a file beside the cache; make that fail.
+	blocker := filepath.Join(r.dir, "rolecall.db.documents")
+	writeFile(t, blocker, "not a directory")
+	writeFile(t, r.policy, goodV2+"#"+strings.Repeat("x", 2<<20)+"\n")
+	if err := r.ref.RefreshOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r.revision() != "v2" || r.cachedRevision(t) != "v1" {
+		t.Fatalf("serving %q, cached %q; want v2 served though its save failed", r.revision(), r.cachedRevision(t))
+	}
+	// A small v3 is saved inline; then the directory problem goes away.
+	writeFile(t, r.policy, strings.Replace(goodV2, "revision: v2", "revision: v3", 1))
+	if err := r.ref.RefreshOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ref.RefreshOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r.revision() != "v3" || r.cachedRevision(t) != "v3" {
+		t.Fatalf("serving %q, cached %q; want v3 in both", r.revision(), r.cachedRevision(t))
+	}
+}
