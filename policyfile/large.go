@@ -14,9 +14,11 @@ import (
 // document of a hundred megabytes (a million subjects) costs gigabytes of
 // garbage and tens of seconds; the typed decoder is several times faster.
 // It cannot see duplicate keys, which encoding/json resolves by keeping the
-// last, so a separate pass over the bytes looks for them. Any document the
-// typed decoder refuses, or that repeats a key, is decoded again strictly,
-// so problems are still reported by path.
+// last, and it matches field names without regard to case ("Revision" is
+// revision), so a separate pass over the bytes looks for both. Any document
+// the typed decoder refuses, that repeats a key, or whose field names are
+// not spelt exactly is decoded again strictly, so problems are still
+// reported by path.
 var largeDocument = 4 << 20
 
 // parseLargeJSON decodes a large JSON document without the generic tree. It
@@ -31,7 +33,7 @@ func parseLargeJSON(data []byte) (*pdp.Policy, bool) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, false
 	}
-	if hasDuplicateKey(data) {
+	if dup, stray := scanKeys(data); dup || stray {
 		return nil, false
 	}
 	p := &pdp.Policy{
@@ -65,9 +67,19 @@ func parseLargeJSON(data []byte) (*pdp.Policy, bool) {
 }
 
 // hasDuplicateKey reports whether an object of data, valid JSON, repeats a
-// key, comparing keys as decoded ("a" and "\u0061" are the same key). One
-// pass, allocating only for escaped keys and for objects of many keys.
+// key, comparing keys as decoded ("a" and "\u0061" are the same key).
 func hasDuplicateKey(data []byte) bool {
+	dup, _ := scanKeys(data)
+	return dup
+}
+
+// scanKeys reads data, valid JSON, in one pass, allocating only for escaped
+// keys and for objects of many keys. dup reports an object repeating a key,
+// compared as decoded. stray reports a field name that the typed decoder
+// would take for another (any byte outside a-z, 0-9 and _: encoding/json
+// folds case); keys of a memberships object are organization ids, not field
+// names, and may be spelt any way.
+func scanKeys(data []byte) (dup, stray bool) {
 	var stack []keySet // one per open object or array
 	for i := 0; i < len(data); {
 		switch c := data[i]; c {
@@ -75,10 +87,12 @@ func hasDuplicateKey(data []byte) bool {
 			// A closed object's key slice is reused: a million subjects are
 			// millions of objects.
 			var keys [][]byte
-			if n := len(stack); n < cap(stack) {
+			n := len(stack)
+			if n < cap(stack) {
 				keys = stack[:n+1][n].keys[:0]
 			}
-			stack = append(stack, keySet{object: c == '{', wantKey: c == '{', keys: keys})
+			ids := c == '{' && n > 0 && stack[n-1].object && string(stack[n-1].last) == "memberships"
+			stack = append(stack, keySet{object: c == '{', wantKey: c == '{', ids: ids, keys: keys})
 			i++
 		case '}', ']':
 			stack = stack[:len(stack)-1]
@@ -97,26 +111,42 @@ func hasDuplicateKey(data []byte) bool {
 				if escaped {
 					var u string
 					if json.Unmarshal(data[i:end], &u) != nil {
-						return true // not valid JSON after all: decode strictly
+						return true, true // not valid JSON after all: decode strictly
 					}
 					key = []byte(u)
 				}
 				if top.repeats(key) {
-					return true
+					dup = true
 				}
+				if !top.ids && !fieldName(key) {
+					stray = true
+				}
+				top.last = key
 			}
 			i = end
 		default:
 			i++
 		}
 	}
-	return false
+	return dup, stray
+}
+
+// fieldName reports whether key is spelt as the document's field names are.
+func fieldName(key []byte) bool {
+	for _, c := range key {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // keySet holds the keys of one object seen so far.
 type keySet struct {
-	object  bool // an object, not an array
-	wantKey bool // the next string is a key
+	object  bool   // an object, not an array
+	wantKey bool   // the next string is a key
+	ids     bool   // a memberships object: its keys are ids, not field names
+	last    []byte // the last key read
 	keys    [][]byte
 	set     map[string]struct{} // from manyKeys keys on
 }

@@ -251,3 +251,39 @@ func TestLargeJSONDuplicateKeys(t *testing.T) {
 		})
 	}
 }
+
+// encoding/json matches field names without regard to case; a large
+// document spelling one otherwise is decoded strictly, as a small one is,
+// while organization ids in memberships may be spelt any way.
+func TestLargeJSONFieldNameCase(t *testing.T) {
+	p := bookstorePolicy(t)
+	defer func(n int) { largeDocument = n }(largeDocument)
+	largeDocument = 64 << 10
+	p.Organizations = append(p.Organizations, pdp.Organization{ID: "Big-Co"})
+	for i := 0; i < 1000; i++ {
+		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{"Big-Co": {"member"}}})
+	}
+	big, err := MarshalJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := parseLargeJSON(big); !ok {
+		t.Fatal("a document with upper-case organization ids in memberships left the typed decoder")
+	}
+	for _, tc := range []struct{ old, new, field string }{
+		{`{"revision":`, `{"Revision":`, "Revision"},
+		{`"id":"padding-user-000500"`, `"ID":"padding-user-000500"`, "ID"},
+		{`"id":"padding-user-000600"`, `"\u0049d":"padding-user-000600"`, "Id"},
+	} {
+		bad := bytes.Replace(big, []byte(tc.old), []byte(tc.new), 1)
+		if bytes.Equal(bad, big) {
+			t.Fatalf("%q is not in the document", tc.old)
+		}
+		if _, ok := parseLargeJSON(bad); ok {
+			t.Errorf("%s: the typed decoder took it for its lower-case field", tc.field)
+		}
+		if _, err := Compile(bad, JSON); err == nil || !strings.Contains(err.Error(), `unknown field "`+tc.field+`"`) {
+			t.Errorf("%s: Compile = %v; want the strict decoder's unknown field", tc.field, err)
+		}
+	}
+}
