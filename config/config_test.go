@@ -635,6 +635,9 @@ func TestValidateRejects(t *testing.T) {
 		}},
 		{"logto without host", func(c *Config) { c.Policy.Upstream = "logto://"; c.Policy.Logto.AppID = "a" }, []string{"policy.upstream: want logto://TENANT_HOST"}},
 		{"no listener", func(c *Config) { c.GRPC.Address = "" }, []string{"grpc: address and unix_socket are both empty: set one or both"}},
+		{"max_stale within a long poll", func(c *Config) { c.Policy.Upstream = "https://hub/v1/policy"; c.Policy.MaxStale = time.Minute }, []string{
+			"policy.max_stale: 1m0s: must be longer than policy.http.long_poll_wait plus policy.http.timeout (1m25s), or a healthy long poll makes the policy stale",
+		}},
 		{"socket mode not octal", func(c *Config) { c.GRPC.UnixSocketMode = "rw-rw----" }, []string{`grpc.unix_socket_mode: "rw-rw----": want octal permission bits from 0000 to 0777, such as 0660`}},
 		{"TLS key without a certificate", func(c *Config) { c.GRPC.TLS.KeyFile = "tls.key" }, []string{"grpc.tls.cert_file: must be set when grpc.tls has key_file or client_ca_file"}},
 		{"TLS certificate without a key", func(c *Config) { c.GRPC.TLS.CertFile = "tls.crt" }, []string{"grpc.tls.key_file: must be set with cert_file"}},

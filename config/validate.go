@@ -108,6 +108,11 @@ func (c *Config) Validate() error {
 	case w > 0 && w < time.Second:
 		bad("policy.http.long_poll_wait", "%v: want 0 (off) or at least 1s (Prefer: wait counts whole seconds)", w)
 	}
+	// A held long poll confirms the policy only when it ends: a policy could
+	// turn stale in a healthy wait.
+	if w := p.LongPollWait(); w > 0 && p.MaxStale > 0 && p.MaxStale <= w+h.Timeout {
+		bad("policy.max_stale", "%v: must be longer than policy.http.long_poll_wait plus policy.http.timeout (%v), or a healthy long poll makes the policy stale", p.MaxStale, w+h.Timeout)
+	}
 	if h.MaxBytes < 1 {
 		bad("policy.http.max_bytes", "%d: want at least 1", h.MaxBytes)
 	}

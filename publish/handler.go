@@ -37,7 +37,9 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	inm := r.Header.Values("If-None-Match")
 	waitSeconds := p.waitPreference(r.Header.Values("Prefer"))
 	h := w.Header()
-	h.Set("Vary", "Accept, Accept-Encoding")
+	// Prefer too: a cache must not answer a long poll with a stored answer
+	// to a request that did not wait (RFC 7240, section 2).
+	h.Set("Vary", "Accept, Accept-Encoding, Prefer")
 	if waitSeconds > 0 {
 		h.Set("Preference-Applied", "wait="+strconv.Itoa(waitSeconds))
 	}

@@ -152,7 +152,7 @@ func TestNegotiation(t *testing.T) {
 			}
 			for k, v := range map[string]string{
 				"Cache-Control":           "no-cache",
-				"Vary":                    "Accept, Accept-Encoding",
+				"Vary":                    "Accept, Accept-Encoding, Prefer",
 				refresh.PublishedAtHeader: "2026-12-02T10:00:00.123456789Z",
 				publish.RevisionHeader:    bookstoreRevision,
 				"Content-Length":          strconv.Itoa(len(body)),

@@ -360,3 +360,44 @@ func TestLongPollFallsBackToInterval(t *testing.T) {
 		<-done
 	})
 }
+
+// A hub's JSON carries an unsigned publish time: it measures propagation,
+// one far in the future is ignored, and it never becomes what bundles are
+// held to.
+func TestDocumentPublishedAtIsNotAReplayFloor(t *testing.T) {
+	r := newBundleRig(t, nil)
+	r.up.set([]byte(goodV1), policyfile.YAML)
+	r.up.doc.PublishedAt = t0.Add(6 * time.Hour)
+	if err := r.ref.RefreshOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.ref.Status(); !st.PublishedAt.IsZero() || st.PropagationDelay != 0 {
+		t.Fatalf("a publish time 6 h ahead was taken: %+v", st)
+	}
+	// An honest bundle published before that header's time installs.
+	r.up.set(seal(t, goodV2, t0, nil), refresh.FormatSnapshot)
+	if err := r.ref.RefreshOnce(t.Context()); err != nil || r.revision() != "v2" {
+		t.Fatalf("a bundle after a future-dated document: %v, serving %q", err, r.revision())
+	}
+}
+
+// The publisher hears of a new policy before OnChange reports it, so that
+// a withheld policy served again is already the new one there.
+func TestOnInstallBeforeOnChange(t *testing.T) {
+	var calls []string
+	engine := &pdp.Engine{}
+	up := newBundles()
+	up.set([]byte(goodV1), policyfile.YAML)
+	ref, err := refresh.New(refresh.Config{Upstream: up, Engine: engine,
+		OnInstall: func(refresh.Installed) { calls = append(calls, "install") },
+		OnChange:  func() { calls = append(calls, "change") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.RefreshOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(calls, ",") != "install,change" {
+		t.Fatalf("callbacks %v, want install then change", calls)
+	}
+}

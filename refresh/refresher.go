@@ -173,6 +173,9 @@ type Refresher struct {
 	urgent     int
 	// waiting is set while a long-poll fetch is open.
 	waiting bool
+	// bundleFloor is when the newest bundle served was published: no bundle
+	// published before it is installed (a replay, a stale copy).
+	bundleFloor time.Time
 }
 
 // maxFutureSkew is how far in this host's future a bundle's publish time may
@@ -286,13 +289,20 @@ type cachedPolicy struct {
 // compiled, or its bundle, opened. It returns a nil snapshot when the cache
 // holds no policy. With a public key only a bundle signed with it is used.
 func (r *Refresher) cachedSnapshot() (*pdp.Snapshot, cachedPolicy, error) {
+	// The cached binary snapshot is the fast path, unless the document is
+	// needed anyway: a publisher publishes it as JSON, and with a public key
+	// only a verified bundle is served.
 	var snap *pdp.Snapshot
-	rec, ok, err := r.cfg.Cache.LoadSnapshot(func(b []byte) (err error) {
-		snap, err = pdp.UnmarshalSnapshot(b)
-		return err
-	})
-	// A publisher needs the document as well, to publish it as JSON.
-	if err == nil && ok && snap.Revision() == rec.Revision && r.cfg.PublicKey == nil && r.cfg.OnInstall == nil {
+	var rec cache.PolicyRecord
+	var ok bool
+	var err error
+	if r.cfg.PublicKey == nil && r.cfg.OnInstall == nil {
+		rec, ok, err = r.cfg.Cache.LoadSnapshot(func(b []byte) (err error) {
+			snap, err = pdp.UnmarshalSnapshot(b)
+			return err
+		})
+	}
+	if err == nil && ok && snap.Revision() == rec.Revision {
 		// The document's digest is stored beside it; reading it is cheap.
 		if sum, err := r.cfg.Cache.PolicyDigest(); err == nil {
 			l := loaded{snap: snap, sum: sum, format: policyfile.Format(rec.Format), publishedAt: rec.FetchedAt}
@@ -349,7 +359,10 @@ func (r *Refresher) identify(doc Document, fetchedAt time.Time) (loaded, error) 
 			return loaded{}, fmt.Errorf("%w: a public key is configured (policy.public_key_file), so only snapshot bundles signed with it (key %s) are accepted; the upstream sent a %s document", bundle.ErrUnsigned, bundle.KeyID(r.cfg.PublicKey), doc.Format)
 		}
 		l.sum = sha256.Sum256(doc.Data)
-		if !doc.PublishedAt.IsZero() {
+		// A document's publish time is an unsigned header: it measures
+		// propagation, never what a later bundle is held to, and one far in
+		// the future is ignored.
+		if !doc.PublishedAt.IsZero() && doc.PublishedAt.Sub(fetchedAt) <= maxFutureSkew {
 			l.publishedAt, l.published = doc.PublishedAt, true
 		}
 		return l, nil
@@ -479,7 +492,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	r.mu.Lock()
 	same := r.served != nil && l.sum == r.contentSum
 	lastErr, rejected := r.status.LastError, doc.ETag != "" && doc.ETag == r.rejected
-	servedPublished := r.status.PublishedAt
+	floor := r.bundleFloor
 	r.mu.Unlock()
 	if same {
 		// A new tag on the same content (another hub replica's bundle, a
@@ -491,9 +504,9 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		return r.fail(now, fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr))
 	}
 	if l.format == FormatSnapshot {
-		if !servedPublished.IsZero() && l.publishedAt.Before(servedPublished) {
+		if !floor.IsZero() && l.publishedAt.Before(floor) {
 			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, before the one served (published at %s): a replayed or rolled-back bundle, or a publisher behind its peers",
-				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), servedPublished.Format(time.RFC3339Nano)))
+				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), floor.Format(time.RFC3339Nano)))
 		}
 		if ahead := l.publishedAt.Sub(now); ahead > maxFutureSkew {
 			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, %s ahead of this host's clock: check the publisher's clock",
@@ -593,14 +606,19 @@ func (r *Refresher) install(l loaded, update func(*Status)) {
 	if l.published {
 		r.status.PublishedAt, r.status.Publisher = l.publishedAt, l.publisher
 	}
+	if l.format == FormatSnapshot {
+		r.bundleFloor = l.publishedAt
+	}
 	r.status.SigningKey, r.status.Verified = l.keyID, l.verified
 	r.retryAfter = 0
 	update(&r.status)
 	r.mu.Unlock()
-	r.cfg.OnChange()
+	// The publisher first, so that what OnChange reports (a withheld policy
+	// served again) is already the new policy there.
 	if r.cfg.OnInstall != nil {
 		r.cfg.OnInstall(Installed{Snapshot: l.snap, Binary: l.binary, Document: l.doc, PublishedAt: l.publishedAt, Publisher: l.publisher})
 	}
+	r.cfg.OnChange()
 }
 
 // confirm records that the upstream still holds the served document.
@@ -731,6 +749,13 @@ func (r *Refresher) Run(ctx context.Context) error {
 			case <-r.trigger:
 				_ = r.RefreshOnce(ctx)
 			case <-time.After(max(minLongPollGap-r.cfg.Now().Sub(start), 0)):
+				// A trigger that ended the poll as the gap ran out is not left
+				// waiting behind the next one.
+				select {
+				case <-r.trigger:
+					_ = r.RefreshOnce(ctx)
+				default:
+				}
 			}
 			continue
 		}
