@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,20 +174,7 @@ func TestMarshalJSONRoundTrips(t *testing.T) {
 // decoder reads it; a large document with a problem still gets path-naming
 // problems.
 func TestLargeJSONDocuments(t *testing.T) {
-	p := bookstorePolicy(t)
-	// Lower the threshold for the test, and pad the policy past it.
-	defer func(n int) { largeDocument = n }(largeDocument)
-	largeDocument = 64 << 10
-	for i := 0; i < 1000; i++ {
-		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{"acme": {"member"}}})
-	}
-	big, err := MarshalJSON(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(big) < largeDocument {
-		t.Fatalf("the test document is %d bytes, under the %d threshold", len(big), largeDocument)
-	}
+	_, big := paddedJSON(t, "acme")
 	fast, ok := parseLargeJSON(big)
 	if !ok {
 		t.Fatal("the typed decoder refused a valid document")
@@ -215,16 +203,7 @@ func TestLargeJSONDocuments(t *testing.T) {
 // A large document repeating a key, at any depth and however the key is
 // spelt, is refused as a small one is, with the key's position.
 func TestLargeJSONDuplicateKeys(t *testing.T) {
-	p := bookstorePolicy(t)
-	defer func(n int) { largeDocument = n }(largeDocument)
-	largeDocument = 64 << 10
-	for i := 0; i < 1000; i++ {
-		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{"acme": {"member"}}})
-	}
-	big, err := MarshalJSON(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, big := paddedJSON(t, "acme")
 	if _, err := Compile(big, JSON); err != nil {
 		t.Fatalf("the padded document does not compile: %v", err)
 	}
@@ -256,17 +235,7 @@ func TestLargeJSONDuplicateKeys(t *testing.T) {
 // document spelling one otherwise is decoded strictly, as a small one is,
 // while organization ids in memberships may be spelt any way.
 func TestLargeJSONFieldNameCase(t *testing.T) {
-	p := bookstorePolicy(t)
-	defer func(n int) { largeDocument = n }(largeDocument)
-	largeDocument = 64 << 10
-	p.Organizations = append(p.Organizations, pdp.Organization{ID: "Big-Co"})
-	for i := 0; i < 1000; i++ {
-		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{"Big-Co": {"member"}}})
-	}
-	big, err := MarshalJSON(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, big := paddedJSON(t, "Big-Co")
 	if _, ok := parseLargeJSON(big); !ok {
 		t.Fatal("a document with upper-case organization ids in memberships left the typed decoder")
 	}
@@ -286,4 +255,29 @@ func TestLargeJSONFieldNameCase(t *testing.T) {
 			t.Errorf("%s: Compile = %v; want the strict decoder's unknown field", tc.field, err)
 		}
 	}
+}
+
+// paddedJSON is the bookstore policy padded past a lowered large-document
+// threshold (restored when the test ends) with 1,000 subjects, each a member
+// of org, as canonical JSON.
+func paddedJSON(t *testing.T, org string) (*pdp.Policy, []byte) {
+	t.Helper()
+	p := bookstorePolicy(t)
+	n := largeDocument
+	t.Cleanup(func() { largeDocument = n })
+	largeDocument = 64 << 10
+	if !slices.ContainsFunc(p.Organizations, func(o pdp.Organization) bool { return o.ID == org }) {
+		p.Organizations = append(p.Organizations, pdp.Organization{ID: org})
+	}
+	for i := 0; i < 1000; i++ {
+		p.Subjects = append(p.Subjects, pdp.Subject{ID: fmt.Sprintf("padding-user-%06d", i), Roles: []string{"order_admin"}, Memberships: map[string][]string{org: {"member"}}})
+	}
+	big, err := MarshalJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(big) < largeDocument {
+		t.Fatalf("the test document is %d bytes, under the %d threshold", len(big), largeDocument)
+	}
+	return p, big
 }
