@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/rolecall/rolecall/internal/atomicfile"
 )
 
 var (
@@ -220,42 +222,15 @@ func readMeta(meta *bolt.Bucket) (PolicyRecord, error) {
 func (c *Cache) documentsDir() string { return c.path + ".documents" }
 
 // writeDocumentFile writes doc, named by its digest, to the documents
-// directory and syncs it and the directory, so that the transaction naming
-// it never names a file a crash left incomplete. It returns the file's name.
+// directory, synced with the directory, so that the transaction naming it
+// never names a file a crash left incomplete. It returns the file's name.
 func (c *Cache) writeDocumentFile(sum [sha256.Size]byte, doc []byte) (string, error) {
 	dir := c.documentsDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	name := hex.EncodeToString(sum[:]) + ".doc"
-	tmp, err := os.CreateTemp(dir, name+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := tmp.Write(doc); err != nil {
-		_ = tmp.Close()
-		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return "", fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return "", err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return "", err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return "", fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return name, nil
+	return name, atomicfile.Write(filepath.Join(dir, name), doc, 0o600, true)
 }
 
 // readDocumentFile reads the named document file and checks it against its

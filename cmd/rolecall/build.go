@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rolecall/rolecall/bundle"
+	"github.com/rolecall/rolecall/internal/atomicfile"
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 )
@@ -243,45 +244,12 @@ counts:        %s
 	return nil
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, so a reader sees the old content or the new, never a part.
-// With replace false an existing path is an error (os.ErrExist).
-func writeFileAtomic(path string, data []byte, perm os.FileMode, replace bool) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+// writeFileAtomic writes data to path atomically; with replace false an
+// existing path is refused.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, replace bool) error {
+	err := atomicfile.Write(path, data, perm, replace)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s already exists; not replacing it (use --force to replace it)", path)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if replace {
-		return os.Rename(tmp, path)
-	}
-	// A hard link fails when path exists, where a rename would replace it.
-	if err = os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists; not replacing it (use --force to replace it)", path)
-		}
-		return err
-	}
-	return os.Remove(tmp)
+	return err
 }
