@@ -66,13 +66,6 @@ func parseLargeJSON(data []byte) (*pdp.Policy, bool) {
 	return p, true
 }
 
-// hasDuplicateKey reports whether an object of data, valid JSON, repeats a
-// key, comparing keys as decoded ("a" and "\u0061" are the same key).
-func hasDuplicateKey(data []byte) bool {
-	dup, _ := scanKeys(data)
-	return dup
-}
-
 // scanKeys reads data, valid JSON, in one pass, allocating only for escaped
 // keys and for objects of many keys. dup reports an object repeating a key,
 // compared as decoded. stray reports a field name that the typed decoder

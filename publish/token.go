@@ -1,18 +1,18 @@
 package publish
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rolecall/rolecall/refresh"
 )
 
 // tokenReread is how often, at most, the token file is read again.
@@ -44,15 +44,11 @@ func newTokenFile(path string, now func() time.Time, log *slog.Logger) (*tokenFi
 }
 
 func (t *tokenFile) read() (*[sha256.Size]byte, error) {
-	data, err := os.ReadFile(t.path)
+	tok, err := refresh.ReadSecret(t.path, "")
 	if err != nil {
-		return nil, fmt.Errorf("publish bearer token: %w", err)
+		return nil, fmt.Errorf("publish bearer token file %w", err)
 	}
-	tok := bytes.TrimSpace(data)
-	if len(tok) == 0 {
-		return nil, fmt.Errorf("publish bearer token file %s is empty", t.path)
-	}
-	sum := sha256.Sum256(tok)
+	sum := sha256.Sum256([]byte(tok))
 	return &sum, nil
 }
 
