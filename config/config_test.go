@@ -612,12 +612,30 @@ func TestValidateAccepts(t *testing.T) {
 	}
 }
 
+// validateCase is a change to a valid config and the problems Validate
+// reports for it, in order (nil: none).
+type validateCase struct {
+	name string
+	mod  func(*Config)
+	want []string
+}
+
+// checkProblems runs the cases against valid().
+func checkProblems(t *testing.T, tests []validateCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mod(c)
+			if diff := cmp.Diff(tt.want, problems(c.Validate())); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
-	tests := []struct {
-		name string
-		mod  func(*Config)
-		want []string
-	}{
+	tests := []validateCase{
 		{"no upstream", func(c *Config) { c.Policy.Upstream = "" }, []string{
 			"policy.upstream: required: a file path, file://PATH, http(s)://HOST/PATH, stytch://PROJECT_ID or logto://TENANT_HOST",
 		}},
@@ -709,15 +727,7 @@ func TestValidateRejects(t *testing.T) {
 			`issuers[0] (stytch.com/project-x): jwks_url is required when the issuer "stytch.com/project-x" is not an http(s) URL to discover it from`,
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := valid()
-			tt.mod(c)
-			if diff := cmp.Diff(tt.want, problems(c.Validate())); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
-		})
-	}
+	checkProblems(t, tests)
 }
 
 // The signing key must load: a public key, or a key of another kind, is
@@ -857,11 +867,7 @@ func TestValidatePublisherSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(t.TempDir(), "absent.pub")
-	tests := []struct {
-		name string
-		mod  func(*Config)
-		want []string // nil: valid
-	}{
+	tests := []validateCase{
 		{"the default wait", func(c *Config) { c.Policy.Upstream = "https://hub.internal/v1/policy" }, nil},
 		{"long polling off", func(c *Config) { c.Policy.HTTP.LongPollWait = 0 }, nil},
 		{"the longest wait", func(c *Config) { c.Policy.HTTP.LongPollWait = 300 * time.Second }, nil},
@@ -895,15 +901,7 @@ func TestValidatePublisherSettings(t *testing.T) {
 			"policy.http.long_poll_wait: 1h0m0s: at most 5m0s",
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := valid()
-			tt.mod(c)
-			if diff := cmp.Diff(tt.want, problems(c.Validate())); diff != "" {
-				t.Errorf("problems (-want +got):\n%s", diff)
-			}
-		})
-	}
+	checkProblems(t, tests)
 }
 
 func TestPolicyPublicKeyAndLongPollWait(t *testing.T) {

@@ -249,6 +249,23 @@ func copyBookstore(t *testing.T, dir string) string {
 	return path
 }
 
+// nextBookstore is the bookstore's next revision, bookstore-2026-11-21.1.
+const nextBookstore = "bookstore-2026-11-21.1"
+
+// bumpBookstore rewrites the copy of the bookstore policy at path as its
+// next revision.
+func bumpBookstore(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "bookstore-2026-11-20.1", nextBookstore, 1)
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Accept a policy, stop, delete the policy file, start again: the cached
 // policy answers, and status says it came from the cache.
 func TestServeWarmStartFromCache(t *testing.T) {
@@ -325,14 +342,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	defer d.stop()
 	d.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
-	data, err := os.ReadFile(policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(data), "bookstore-2026-11-20.1", "bookstore-2026-11-21.1", 1)
-	if err := os.WriteFile(policy, []byte(edited), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bumpBookstore(t, policy)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

@@ -123,14 +123,7 @@ func TestServePublishesThePolicy(t *testing.T) {
 	}
 
 	// A long poll with the current tag is answered once the policy changes.
-	data, err := os.ReadFile(policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(data), "bookstore-2026-11-20.1", "bookstore-2026-11-21.1", 1)
-	if err := os.WriteFile(policy, []byte(edited), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bumpBookstore(t, policy)
 	// SIGHUP reloads, again every 200 ms until the long poll is answered
 	// (the first may come before the poll waits).
 	answered, reloading := make(chan struct{}), make(chan struct{})
