@@ -51,9 +51,10 @@ func Do(client *http.Client, req *http.Request, limit int64) (*http.Response, []
 		body = zr
 		resp.Header.Del("Content-Encoding")
 		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1 // the decoded length is unknown
 	}
 	var buf bytes.Buffer
-	if n := resp.ContentLength; n > 0 && resp.Header.Get("Content-Length") != "" && n <= limit {
+	if n := resp.ContentLength; n > 0 && n <= limit {
 		// The size is known: one allocation, not a run of growing copies
 		// (a large policy's refresh is where memory peaks).
 		buf.Grow(int(n) + bytes.MinRead)
