@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // snapshotMagic starts a binary snapshot; the last byte is the format
@@ -58,24 +57,77 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	for _, a := range s.attrs {
 		w.str(a)
 	}
-	w.int32s(s.rolePool)
-	w.int32s(s.attrPool)
-	w.uint(uint64(len(s.memberPool)))
-	for _, m := range s.memberPool {
-		w.int(int64(m.org))
-		w.span(m.roles)
-	}
-	// Subjects: each id, then its record.
-	w.uint(uint64(len(s.subjects)))
-	for i, sub := range s.subjects {
-		w.str(s.subjectID(int32(i)))
-		w.int(int64(sub.emailDomain))
-		w.int(int64(sub.ssoConnection))
-		w.span(sub.groups)
-		w.span(sub.global)
-		w.span(sub.members)
-	}
+	s.writeSubjects(w)
 	return w.buf, nil
+}
+
+// writeSubjects writes the subjects as format version 1 lays them out: the
+// pools their records have spans of (the roles they hold, their SSO
+// groups, their memberships), then each subject's id and record.
+func (s *Snapshot) writeSubjects(w *writer) {
+	var nroles, ngroups, nmembers int
+	for _, off := range s.subjects {
+		sub := s.subjectAt(off)
+		nroles += len(s.globalRoles(sub)) / 4
+		ngroups += len(s.groupsOf(sub)) / 4
+		for k := range s.memberships(sub) {
+			_, roles := s.membership(sub, k)
+			nroles += len(roles) / 4
+		}
+		nmembers += int(s.memberships(sub))
+	}
+	nums := func(enc []byte) {
+		for i := range len(enc) / 4 {
+			w.int(int64(role(enc, i)))
+		}
+	}
+	// The role pool: each subject's global roles, then its memberships'.
+	w.uint(uint64(nroles))
+	for _, off := range s.subjects {
+		sub := s.subjectAt(off)
+		nums(s.globalRoles(sub))
+		for k := range s.memberships(sub) {
+			_, roles := s.membership(sub, k)
+			nums(roles)
+		}
+	}
+	w.uint(uint64(ngroups))
+	for _, off := range s.subjects {
+		nums(s.groupsOf(s.subjectAt(off)))
+	}
+	w.uint(uint64(nmembers))
+	at := uint32(0) // in the role pool
+	for _, off := range s.subjects {
+		sub := s.subjectAt(off)
+		at += uint32(len(s.globalRoles(sub)) / 4)
+		for k := range s.memberships(sub) {
+			org, roles := s.membership(sub, k)
+			w.int(int64(org))
+			w.span(span{at, uint32(len(roles) / 4)})
+			at += uint32(len(roles) / 4)
+		}
+	}
+	w.uint(uint64(len(s.subjects)))
+	var roleAt, groupAt, memberAt uint32
+	for _, off := range s.subjects {
+		sub := s.subjectAt(off)
+		id := s.idBytes(off)
+		w.uint(uint64(len(id)))
+		w.buf = append(w.buf, id...)
+		w.int(int64(s.emailDomainOf(sub)))
+		w.int(int64(s.ssoConnectionOf(sub)))
+		groups, global, members := uint32(len(s.groupsOf(sub))/4), uint32(len(s.globalRoles(sub))/4), s.memberships(sub)
+		w.span(span{groupAt, groups})
+		w.span(span{roleAt, global})
+		w.span(span{memberAt, members})
+		groupAt += groups
+		roleAt += global
+		for k := range members {
+			_, roles := s.membership(sub, k)
+			roleAt += uint32(len(roles) / 4)
+		}
+		memberAt += members
+	}
 }
 
 // UnmarshalSnapshot reads a snapshot written by MarshalBinary. It checks
@@ -136,7 +188,6 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 	norgs := r.count()
 	s.orgs = make([]organization, 0, min(norgs, 1<<16))
 	s.orgIdx = make(map[string]int32, min(norgs, 1<<16))
-	var implicit []*implicitRule
 	for i := 0; i < norgs && r.err == nil; i++ {
 		o := organization{id: r.str(), defaults: r.roleSet(nroles)}
 		ni := r.count()
@@ -149,92 +200,12 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 		s.orgIdx[o.id] = int32(i)
 		s.orgs = append(s.orgs, o)
 	}
-	for i := range s.orgs {
-		for k := range s.orgs[i].implicit {
-			implicit = append(implicit, &s.orgs[i].implicit[k])
-		}
-	}
 	nattrs := r.count()
 	s.attrs = make([]string, 0, min(nattrs, 1<<20))
 	for i := 0; i < nattrs && r.err == nil; i++ {
 		s.attrs = append(s.attrs, r.str())
 	}
-	s.rolePool = r.int32s()
-	for _, v := range s.rolePool {
-		if v < 0 || int(v) >= nroles {
-			r.fail("role index %d out of range", v)
-			break
-		}
-	}
-	s.attrPool = r.int32s()
-	for _, v := range s.attrPool {
-		if v < 0 || int(v) >= nattrs {
-			r.fail("attribute index %d out of range", v)
-			break
-		}
-	}
-	for _, ir := range implicit {
-		for _, a := range []int32{ir.emailDomain, ir.ssoConnection, ir.ssoGroup} {
-			if a != noAttr && (a < 0 || int(a) >= nattrs) {
-				r.fail("attribute index %d out of range", a)
-			}
-		}
-	}
-	nm := r.count()
-	s.memberPool = make([]membership, 0, min(nm, 1<<24))
-	for i := 0; i < nm && r.err == nil; i++ {
-		m := membership{org: r.int32(), roles: r.span(len(s.rolePool))}
-		if m.org < 0 || int(m.org) >= norgs {
-			r.fail("organization index %d out of range", m.org)
-		}
-		if r.err == nil && !sorted(s.rolesOf(m.roles)) {
-			r.fail("unsorted roles")
-		}
-		s.memberPool = append(s.memberPool, m)
-	}
-	ns := r.count()
-	s.subjects = make([]subject, 0, min(ns, 1<<24))
-	// The ids are gathered into one string, as Compile does: one allocation,
-	// not a million, and the index built once they are all read.
-	idAt := make([]idRef, 0, min(ns, 1<<24))
-	idBytes := 0
-	for i := 0; i < ns && r.err == nil; i++ {
-		ref := r.raw(len(data))
-		sub := subject{id: span{uint32(idBytes), ref.n}, emailDomain: r.int32(), ssoConnection: r.int32(), groups: r.span(len(s.attrPool)), global: r.span(len(s.rolePool)), members: r.span(len(s.memberPool))}
-		for _, a := range []int32{sub.emailDomain, sub.ssoConnection} {
-			if a != noAttr && (a < 0 || int(a) >= nattrs) {
-				r.fail("attribute index %d out of range", a)
-			}
-		}
-		if r.err == nil {
-			if !sorted(s.rolesOf(sub.global)) {
-				r.fail("unsorted roles")
-			}
-			ms := s.memberPool[sub.members.off : sub.members.off+sub.members.n]
-			for k := 1; k < len(ms); k++ {
-				if ms[k-1].org >= ms[k].org {
-					r.fail("unsorted memberships")
-				}
-			}
-		}
-		idAt, idBytes = append(idAt, ref), idBytes+int(ref.n)
-		s.subjects = append(s.subjects, sub)
-	}
-	if r.err == nil {
-		var ids strings.Builder
-		ids.Grow(idBytes)
-		for _, ref := range idAt {
-			ids.Write(data[ref.off : ref.off+ref.n])
-		}
-		s.ids = ids.String()
-		s.subjectIdx = newSubjectIndex(len(s.subjects))
-		for i := range s.subjects {
-			if !s.subjectIdx.add(s, int32(i)) {
-				r.fail("duplicate subject %q", s.subjectID(int32(i)))
-				break
-			}
-		}
-	}
+	s.readSubjects(r, data, nroles, nattrs)
 	if r.err == nil && len(r.buf) != 0 {
 		r.fail("%d bytes after the end", len(r.buf))
 	}
@@ -245,6 +216,87 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 		return nil, r.err
 	}
 	return s, nil
+}
+
+// readSubjects reads what writeSubjects wrote into the arena, checking
+// every span and index, and that the runs Decide searches are sorted.
+func (s *Snapshot) readSubjects(r *reader, data []byte, nroles, nattrs int) {
+	rolePool := r.int32s()
+	for _, v := range rolePool {
+		if v < 0 || int(v) >= nroles {
+			r.fail("role index %d out of range", v)
+			break
+		}
+	}
+	attrPool := r.int32s()
+	for _, v := range attrPool {
+		if v < 0 || int(v) >= nattrs {
+			r.fail("attribute index %d out of range", v)
+			break
+		}
+	}
+	attr := func(a int32) int32 {
+		if a != noAttr && (a < 0 || int(a) >= nattrs) {
+			r.fail("attribute index %d out of range", a)
+		}
+		return a
+	}
+	for i := range s.orgs {
+		for _, ir := range s.orgs[i].implicit {
+			attr(ir.emailDomain)
+			attr(ir.ssoConnection)
+			attr(ir.ssoGroup)
+		}
+	}
+	nm := r.count()
+	type poolMember struct {
+		org   int32
+		roles span
+	}
+	members := make([]poolMember, 0, min(nm, 1<<24))
+	for i := 0; i < nm && r.err == nil; i++ {
+		m := poolMember{org: r.int32(), roles: r.span(len(rolePool))}
+		if m.org < 0 || int(m.org) >= len(s.orgs) {
+			r.fail("organization index %d out of range", m.org)
+		}
+		if r.err == nil && !sorted(rolePool[m.roles.off:m.roles.off+m.roles.n]) {
+			r.fail("unsorted roles")
+		}
+		members = append(members, m)
+	}
+	ns := r.count()
+	s.subjects = make([]uint32, 0, min(ns, 1<<24))
+	s.subjectIdx = newSubjectIndex(min(ns, 1<<24))
+	var rec record
+	for i := 0; i < ns && r.err == nil; i++ {
+		ref := r.raw(len(data))
+		id := data[ref.off : ref.off+ref.n]
+		rec.emailDomain, rec.ssoConnection = attr(r.int32()), attr(r.int32())
+		groups, global, ms := r.span(len(attrPool)), r.span(len(rolePool)), r.span(len(members))
+		if r.err != nil {
+			break
+		}
+		rec.groups = attrPool[groups.off : groups.off+groups.n]
+		rec.global = rolePool[global.off : global.off+global.n]
+		if !sorted(rec.global) {
+			r.fail("unsorted roles")
+		}
+		rec.members = rec.members[:0]
+		for k, m := range members[ms.off : ms.off+ms.n] {
+			if k > 0 && rec.members[k-1].org >= m.org {
+				r.fail("unsorted memberships")
+			}
+			rec.members = append(rec.members, memberRecord{org: m.org, roles: rolePool[m.roles.off : m.roles.off+m.roles.n]})
+		}
+		off, ok := appendRecord(s, id, &rec)
+		if !ok {
+			r.fail("subjects outgrow a snapshot")
+			break
+		}
+		if r.err == nil && s.subjectIdx.add(s, off) >= 0 {
+			r.fail("duplicate subject %q", id)
+		}
+	}
 }
 
 // SnapshotVersion is the binary snapshot format this package writes and
@@ -279,6 +331,9 @@ func sorted(l []int32) bool {
 	}
 	return true
 }
+
+// span is a run of one of format version 1's pools.
+type span struct{ off, n uint32 }
 
 type writer struct{ buf []byte }
 

@@ -27,12 +27,9 @@ type Snapshot struct {
 	orgs   []organization
 
 	subjectIdx subjectIndex
-	subjects   []subject
-	ids        string // the subjects' ids, one after another
-	rolePool   []int32
-	memberPool []membership
+	subjects   []uint32 // each subject's record in arena, in document order
+	arena      []byte   // the subjects' records: see subjects.go
 	attrs      []string // interned attribute values: email domains, SSO connections and groups
-	attrPool   []int32  // subjects' SSO groups, as attrs indexes
 }
 
 type resource struct {
@@ -59,26 +56,6 @@ type implicitRule struct {
 // noAttr marks an unset attribute.
 const noAttr = -1
 
-// subject is a compact, fixed-size record: the variable parts live in the
-// snapshot's shared pools, so that a million subjects cost a million small
-// records, not millions of allocations.
-type subject struct {
-	id            span  // the id, in Snapshot.ids
-	emailDomain   int32 // interned, lower case; noAttr when none
-	ssoConnection int32 // interned; noAttr when none
-	groups        span  // SSO groups: interned indexes in attrPool
-	global        span  // global roles: sorted indexes in rolePool
-	members       span  // memberships in memberPool, sorted by organization
-}
-
-// span is a run of a shared pool.
-type span struct{ off, n uint32 }
-
-type membership struct {
-	org   int32
-	roles span // sorted indexes in rolePool
-}
-
 // Permission is one action on one resource.
 type Permission struct {
 	Resource string
@@ -94,31 +71,10 @@ type Counts struct {
 // the minimum over candidates.
 const noRole = math.MaxInt32
 
-// Compile validates p and builds its Snapshot. It reports every problem at
-// once as a *ValidationError; an invalid policy never compiles.
-func Compile(p *Policy) (*Snapshot, error) {
-	if _, ps := check(p); len(ps) > 0 {
-		return nil, ps.err()
-	}
-	s := &Snapshot{
-		revision: p.Revision,
-		counts: Counts{
-			Resources:     len(p.Resources),
-			Roles:         len(p.Roles),
-			Organizations: len(p.Organizations),
-			Subjects:      len(p.Subjects),
-		},
-	}
-	s.compileResources(p)
-	roleIdx := s.compileRoles(p)
-	intern := &interner{idx: map[string]int32{}}
-	s.compileOrganizations(p, roleIdx, intern)
-	s.compileSubjects(p, roleIdx, intern)
-	return s, nil
-}
-
-func (s *Snapshot) compileResources(p *Policy) {
-	rs := slices.Clone(p.Resources)
+// compileResources numbers the resources and their actions, in sorted
+// order: the permission index.
+func (s *Snapshot) compileResources(resources []Resource) {
+	rs := slices.Clone(resources)
 	slices.SortFunc(rs, func(a, b Resource) int { return strings.Compare(a.ID, b.ID) })
 	s.resourceIdx = make(map[string]int32, len(rs))
 	s.resources = make([]resource, len(rs))
@@ -134,16 +90,16 @@ func (s *Snapshot) compileResources(p *Policy) {
 	}
 }
 
-func (s *Snapshot) compileRoles(p *Policy) map[string]int32 {
-	rs := slices.Clone(p.Roles)
+// compileRoles numbers the roles in sorted order, which it returns, and
+// builds each one's permission bitset.
+func (s *Snapshot) compileRoles(roles []Role) []string {
+	rs := slices.Clone(roles)
 	slices.SortFunc(rs, func(a, b Role) int { return strings.Compare(a.ID, b.ID) })
 	s.words = (len(s.perms) + 63) / 64
 	s.roles = make([]string, len(rs))
 	s.bits = make([]uint64, len(rs)*s.words)
-	idx := make(map[string]int32, len(rs))
 	for i, r := range rs {
 		s.roles[i] = r.ID
-		idx[r.ID] = int32(i)
 		set := s.roleBits(int32(i))
 		for _, g := range r.Permissions {
 			res := &s.resources[s.resourceIdx[g.Resource]]
@@ -158,11 +114,14 @@ func (s *Snapshot) compileRoles(p *Policy) map[string]int32 {
 			}
 		}
 	}
-	return idx
+	return s.roles
 }
 
-func (s *Snapshot) compileOrganizations(p *Policy, roleIdx map[string]int32, intern *interner) {
-	os := slices.Clone(p.Organizations)
+// compileOrganizations numbers the organizations in sorted order, with
+// their default roles and implicit rules; the rules' attributes are the
+// first interned.
+func (s *Snapshot) compileOrganizations(orgs []Organization, roleIdx func(string) (int32, bool), intern *interner) {
+	os := slices.Clone(orgs)
 	slices.SortFunc(os, func(a, b Organization) int { return strings.Compare(a.ID, b.ID) })
 	s.orgIdx = make(map[string]int32, len(os))
 	s.orgs = make([]organization, len(os))
@@ -181,72 +140,6 @@ func (s *Snapshot) compileOrganizations(p *Policy, roleIdx map[string]int32, int
 	}
 }
 
-func (s *Snapshot) compileSubjects(p *Policy, roleIdx map[string]int32, intern *interner) {
-	// The ids share one backing string: one allocation, not a million.
-	n := 0
-	for _, ps := range p.Subjects {
-		n += len(ps.ID)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, ps := range p.Subjects {
-		b.WriteString(ps.ID)
-	}
-	ids := b.String()
-
-	s.ids = ids
-	s.subjects = make([]subject, len(p.Subjects))
-	var orgs []string // a subject's organizations, reused
-	off := 0
-	for i, ps := range p.Subjects {
-		sub := subject{
-			id:            span{uint32(off), uint32(len(ps.ID))},
-			emailDomain:   intern.index(emailDomain(ps.Email)),
-			ssoConnection: intern.index(ps.SSOConnection),
-			global:        s.appendRoles(roleIdx, ps.Roles),
-		}
-		start := len(s.attrPool)
-		for _, g := range ps.SSOGroups {
-			s.attrPool = append(s.attrPool, intern.index(g))
-		}
-		sub.groups = span{uint32(start), uint32(len(s.attrPool) - start)}
-		// In organization order, not the map's: the role pool, and so the
-		// binary snapshot and its digest, must be the same for the same
-		// policy in every process (publishers' digests name the content).
-		// Organization indexes follow their sorted ids.
-		orgs = orgs[:0]
-		for org := range ps.Memberships {
-			orgs = append(orgs, org)
-		}
-		slices.Sort(orgs)
-		start = len(s.memberPool)
-		for _, org := range orgs {
-			s.memberPool = append(s.memberPool, membership{org: s.orgIdx[org], roles: s.appendRoles(roleIdx, ps.Memberships[org])})
-		}
-		ms := s.memberPool[start:]
-		sub.members = span{uint32(start), uint32(len(ms))}
-		off += len(ps.ID)
-		s.subjects[i] = sub
-	}
-	// Validation refused repeated ids, so every add succeeds.
-	s.subjectIdx = newSubjectIndex(len(s.subjects))
-	for i := range s.subjects {
-		s.subjectIdx.add(s, int32(i))
-	}
-	s.attrs = intern.values
-}
-
-// appendRoles adds role ids to the role pool as sorted, distinct indexes.
-func (s *Snapshot) appendRoles(idx map[string]int32, ids []string) span {
-	start := len(s.rolePool)
-	for _, id := range ids {
-		s.rolePool = append(s.rolePool, idx[id])
-	}
-	set := roleSetOf(s.rolePool[start:])
-	s.rolePool = s.rolePool[:start+len(set)]
-	return span{uint32(start), uint32(len(set))}
-}
-
 // interner numbers distinct attribute values.
 type interner struct {
 	idx    map[string]int32
@@ -261,19 +154,22 @@ func (in *interner) index(v string) int32 {
 		return i
 	}
 	i := int32(len(in.values))
+	v = strings.Clone(v) // v may share memory with the document
 	in.values = append(in.values, v)
 	in.idx[v] = i
 	return i
 }
 
 // roleSet turns role ids into sorted, distinct role indexes.
-func roleSet(idx map[string]int32, ids []string) []int32 {
+func roleSet(idx func(string) (int32, bool), ids []string) []int32 {
 	if len(ids) == 0 {
 		return nil
 	}
 	out := make([]int32, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, idx[id])
+		if i, ok := idx(id); ok {
+			out = append(out, i)
+		}
 	}
 	return roleSetOf(out)
 }
@@ -306,5 +202,3 @@ func (s *Snapshot) Revision() string { return s.revision }
 // Counts reports the sizes of the compiled policy.
 func (s *Snapshot) Counts() Counts { return s.counts }
 
-// rolesOf returns a run of the role pool.
-func (s *Snapshot) rolesOf(sp span) []int32 { return s.rolePool[sp.off : sp.off+sp.n] }

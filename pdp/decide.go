@@ -121,16 +121,16 @@ func (s *Snapshot) Decide(q Query) Decision {
 		return d
 	}
 	perm := res.base + off
-	si, ok := s.findSubject(q.Subject)
+	rec, ok := s.findSubject(q.Subject)
 	if !ok {
 		d.Reason = UnknownSubject
 		return d
 	}
-	sub := &s.subjects[si]
+	sub := s.subjectAt(rec)
 
 	best := int32(noRole)
 	if q.Org == "" {
-		best = s.firstGranting(s.rolesOf(sub.global), perm, best)
+		best = s.firstGrantingOf(s.globalRoles(sub), perm, best)
 	} else {
 		oi, ok := s.orgIdx[q.Org]
 		if !ok {
@@ -141,7 +141,7 @@ func (s *Snapshot) Decide(q Query) Decision {
 		admitted := false
 		if roles, ok := s.rolesIn(sub, oi); ok {
 			admitted = true
-			best = s.firstGranting(roles, perm, best)
+			best = s.firstGrantingOf(roles, perm, best)
 		}
 		for i := range org.implicit {
 			if r := &org.implicit[i]; s.matches(r, sub) {
@@ -179,34 +179,37 @@ func (s *Snapshot) firstGranting(roles []int32, perm, best int32) int32 {
 	return best
 }
 
-// rolesIn returns the roles the subject holds as a member of org.
-func (s *Snapshot) rolesIn(sub *subject, org int32) ([]int32, bool) {
-	ms := s.memberPool[sub.members.off : sub.members.off+sub.members.n]
-	lo, hi := 0, len(ms)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if ms[m].org < org {
-			lo = m + 1
-		} else {
-			hi = m
+// firstGrantingOf is firstGranting of a subject's roles, as the arena
+// encodes them.
+func (s *Snapshot) firstGrantingOf(roles []byte, perm, best int32) int32 {
+	for i := range len(roles) / 4 {
+		r := role(roles, i)
+		if r >= best {
+			break
+		}
+		if hasBit(s.roleBits(r), perm) {
+			return r
 		}
 	}
-	if lo < len(ms) && ms[lo].org == org {
-		return s.rolesOf(ms[lo].roles), true
-	}
-	return nil, false
+	return best
 }
 
 // matches reports whether the subject meets every condition of the rule.
-func (s *Snapshot) matches(r *implicitRule, sub *subject) bool {
-	if r.emailDomain != noAttr && r.emailDomain != sub.emailDomain {
+func (s *Snapshot) matches(r *implicitRule, sub subject) bool {
+	if r.emailDomain != noAttr && r.emailDomain != s.emailDomainOf(sub) {
 		return false
 	}
-	if r.ssoConnection != noAttr && r.ssoConnection != sub.ssoConnection {
+	if r.ssoConnection != noAttr && r.ssoConnection != s.ssoConnectionOf(sub) {
 		return false
 	}
 	if r.ssoGroup != noAttr {
-		return slices.Contains(s.attrPool[sub.groups.off:sub.groups.off+sub.groups.n], r.ssoGroup)
+		groups := s.groupsOf(sub)
+		for i := range len(groups) / 4 {
+			if role(groups, i) == r.ssoGroup {
+				return true
+			}
+		}
+		return false
 	}
 	return true
 }
@@ -239,16 +242,16 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 		res := &s.resources[ri]
 		lo, hi = res.base, res.base+int32(len(res.actions))
 	}
-	si, ok := s.findSubject(subjectID)
+	off, ok := s.findSubject(subjectID)
 	if !ok {
 		out.Reason = UnknownSubject
 		return out
 	}
-	sub := &s.subjects[si]
+	sub := s.subjectAt(off)
 
 	var roles []int32
 	if org == "" {
-		roles = s.rolesOf(sub.global)
+		roles = decodeRoles(nil, s.globalRoles(sub))
 	} else {
 		oi, ok := s.orgIdx[org]
 		if !ok {
@@ -257,7 +260,7 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 		}
 		o := &s.orgs[oi]
 		held, admitted := s.rolesIn(sub, oi)
-		roles = append(roles, held...)
+		roles = decodeRoles(roles, held)
 		for i := range o.implicit {
 			if r := &o.implicit[i]; s.matches(r, sub) {
 				admitted = true

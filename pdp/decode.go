@@ -1,217 +1,102 @@
 package pdp
 
 import (
-	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 )
 
 // Decode turns a document tree into a Policy. The tree is what a JSON or YAML
 // decoder produces: map[string]any for mappings, []any for lists, and string,
-// json.Number, bool or nil for scalars. Unknown fields and values of the wrong
-// kind are problems; null is the same as an absent field.
-//
-// Decode reports every problem at once. When the tree has structural problems
-// the partially decoded policy is validated too, so that one run lists as much
-// as possible; a clean tree is returned unvalidated, since Compile validates.
+// json.Number, bool or nil for scalars. It is ReadPolicy of TreeSource(tree).
 func Decode(tree any) (*Policy, error) {
-	var d decoder
-	p := d.policy(tree)
-	if len(d.problems) == 0 {
-		return p, nil
-	}
-	seen := make(map[string]bool, len(d.problems))
-	for _, pr := range d.problems {
-		seen[pr.Path] = true
-	}
-	for _, pr := range p.validate() {
-		if !seen[pr.Path] {
-			d.problems = append(d.problems, pr)
-		}
-	}
-	return nil, d.problems.err()
+	return ReadPolicy(TreeSource(tree))
 }
 
-type decoder struct {
-	problems problems
+// ReadPolicy reads a policy document into a Policy. Unknown fields and
+// values of the wrong kind are problems; null is the same as an absent
+// field. It reports every problem at once. When the document has structural
+// problems the partially read policy is validated too, so that one run
+// lists as much as possible; a clean document is returned unvalidated, since
+// Compile validates. Build reads a document straight into a Snapshot
+// instead, by the same schema.
+func ReadPolicy(src Source) (*Policy, error) {
+	c := &collector{p: &Policy{}}
+	d := &docReader{src: src, sink: c}
+	d.read()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if d.ps.empty() {
+		return c.p, nil
+	}
+	b := newBuilder()
+	feed(b, c.p)
+	_, err := b.finish(&d.ps)
+	return nil, err
 }
 
-func (d *decoder) policy(tree any) *Policy {
-	p := &Policy{}
-	m, ok := d.mapping("", tree, "revision", "resources", "roles", "organizations", "subjects")
-	if !ok {
-		return p
-	}
-	p.Revision = d.str("revision", m["revision"])
-	for i, v := range d.list("resources", m["resources"]) {
-		p.Resources = append(p.Resources, d.resource(index("resources", i), v))
-	}
-	for i, v := range d.list("roles", m["roles"]) {
-		p.Roles = append(p.Roles, d.role(index("roles", i), v))
-	}
-	for i, v := range d.list("organizations", m["organizations"]) {
-		p.Organizations = append(p.Organizations, d.organization(index("organizations", i), v))
-	}
-	for i, v := range d.list("subjects", m["subjects"]) {
-		p.Subjects = append(p.Subjects, d.subject(index("subjects", i), v))
-	}
-	return p
+// collector is the sink that keeps a document's entities as a Policy.
+type collector struct{ p *Policy }
+
+func (c *collector) revision(rev string) { c.p.Revision = strings.Clone(rev) }
+
+func (c *collector) resource(_ int, r *Resource) {
+	c.p.Resources = append(c.p.Resources, Resource{
+		ID:          strings.Clone(r.ID),
+		Description: strings.Clone(r.Description),
+		Actions:     cloneStrings(r.Actions),
+	})
 }
 
-func (d *decoder) resource(path string, v any) Resource {
-	m, _ := d.mapping(path, v, "id", "description", "actions")
-	return Resource{
-		ID:          d.str(field(path, "id"), m["id"]),
-		Description: d.str(field(path, "description"), m["description"]),
-		Actions:     d.strs(field(path, "actions"), m["actions"]),
+func (c *collector) role(_ int, r *Role) {
+	role := Role{ID: strings.Clone(r.ID), Type: RoleType(strings.Clone(string(r.Type))), Description: strings.Clone(r.Description)}
+	for _, g := range r.Permissions {
+		role.Permissions = append(role.Permissions, Grant{Resource: strings.Clone(g.Resource), Actions: cloneStrings(g.Actions)})
 	}
+	c.p.Roles = append(c.p.Roles, role)
 }
 
-func (d *decoder) role(path string, v any) Role {
-	m, _ := d.mapping(path, v, "id", "type", "description", "permissions")
-	r := Role{
-		ID:          d.str(field(path, "id"), m["id"]),
-		Type:        RoleType(d.str(field(path, "type"), m["type"])),
-		Description: d.str(field(path, "description"), m["description"]),
+func (c *collector) organization(_ int, o *Organization) {
+	org := Organization{
+		ID:           strings.Clone(o.ID),
+		Name:         strings.Clone(o.Name),
+		Description:  strings.Clone(o.Description),
+		DefaultRoles: cloneStrings(o.DefaultRoles),
 	}
-	perms := field(path, "permissions")
-	for i, v := range d.list(perms, m["permissions"]) {
-		gp := index(perms, i)
-		g, _ := d.mapping(gp, v, "resource", "actions")
-		r.Permissions = append(r.Permissions, Grant{
-			Resource: d.str(field(gp, "resource"), g["resource"]),
-			Actions:  d.strs(field(gp, "actions"), g["actions"]),
+	for _, r := range o.ImplicitRoles {
+		org.ImplicitRoles = append(org.ImplicitRoles, ImplicitRule{
+			EmailDomain:   strings.Clone(r.EmailDomain),
+			SSOConnection: strings.Clone(r.SSOConnection),
+			SSOGroup:      strings.Clone(r.SSOGroup),
+			Roles:         cloneStrings(r.Roles),
 		})
 	}
-	return r
+	c.p.Organizations = append(c.p.Organizations, org)
 }
 
-func (d *decoder) organization(path string, v any) Organization {
-	m, _ := d.mapping(path, v, "id", "name", "description", "default_roles", "implicit_roles")
-	o := Organization{
-		ID:           d.str(field(path, "id"), m["id"]),
-		Name:         d.str(field(path, "name"), m["name"]),
-		Description:  d.str(field(path, "description"), m["description"]),
-		DefaultRoles: d.strs(field(path, "default_roles"), m["default_roles"]),
+func (c *collector) subject(_ int, s *subjectDoc) {
+	sub := Subject{
+		ID:            strings.Clone(s.ID),
+		Type:          SubjectType(strings.Clone(string(s.Type))),
+		Email:         strings.Clone(s.Email),
+		SSOConnection: strings.Clone(s.SSOConnection),
+		SSOGroups:     cloneStrings(s.SSOGroups),
+		Roles:         cloneStrings(s.Roles),
 	}
-	rules := field(path, "implicit_roles")
-	for i, v := range d.list(rules, m["implicit_roles"]) {
-		rp := index(rules, i)
-		r, _ := d.mapping(rp, v, "email_domain", "sso_connection", "sso_group", "roles")
-		o.ImplicitRoles = append(o.ImplicitRoles, ImplicitRule{
-			EmailDomain:   d.str(field(rp, "email_domain"), r["email_domain"]),
-			SSOConnection: d.str(field(rp, "sso_connection"), r["sso_connection"]),
-			SSOGroup:      d.str(field(rp, "sso_group"), r["sso_group"]),
-			Roles:         d.strs(field(rp, "roles"), r["roles"]),
-		})
-	}
-	return o
-}
-
-func (d *decoder) subject(path string, v any) Subject {
-	m, _ := d.mapping(path, v, "id", "type", "email", "sso_connection", "sso_groups", "roles", "memberships")
-	s := Subject{
-		ID:            d.str(field(path, "id"), m["id"]),
-		Type:          SubjectType(d.str(field(path, "type"), m["type"])),
-		Email:         d.str(field(path, "email"), m["email"]),
-		SSOConnection: d.str(field(path, "sso_connection"), m["sso_connection"]),
-		SSOGroups:     d.strs(field(path, "sso_groups"), m["sso_groups"]),
-		Roles:         d.strs(field(path, "roles"), m["roles"]),
-	}
-	mp := field(path, "memberships")
-	if mm, ok := d.mapping(mp, m["memberships"]); ok && len(mm) > 0 {
-		s.Memberships = make(map[string][]string, len(mm))
-		for _, org := range sortedKeys(mm) {
-			roles := d.strs(field(mp, org), mm[org])
+	if len(s.members) > 0 {
+		sub.Memberships = make(map[string][]string, len(s.members))
+		for _, m := range s.members {
+			roles := cloneStrings(m.roles)
 			if roles == nil {
 				roles = []string{}
 			}
-			s.Memberships[org] = roles
+			sub.Memberships[strings.Clone(m.org)] = roles
 		}
 	}
-	return s
+	c.p.Subjects = append(c.p.Subjects, sub)
 }
 
-// mapping checks that v is a mapping whose keys are all in allowed (any key is
-// allowed when none are given). A nil v is an empty mapping.
-func (d *decoder) mapping(path string, v any, allowed ...string) (map[string]any, bool) {
-	if v == nil {
-		return nil, false
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		d.problems.add(path, "must be a mapping, got %s", kind(v))
-		return nil, false
-	}
-	if len(allowed) > 0 {
-		for _, k := range sortedKeys(m) {
-			if !slices.Contains(allowed, k) {
-				d.problems.add(path, "unknown field %q (allowed: %s)", k, strings.Join(allowed, ", "))
-			}
-		}
-	}
-	return m, true
-}
-
-func (d *decoder) list(path string, v any) []any {
-	if v == nil {
-		return nil
-	}
-	l, ok := v.([]any)
-	if !ok {
-		d.problems.add(path, "must be a list, got %s", kind(v))
-		return nil
-	}
-	return l
-}
-
-// str accepts a string, or a number kept as its literal text so that
-// "revision: 42" in YAML reads as "42".
-func (d *decoder) str(path string, v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case json.Number:
-		return v.String()
-	default:
-		d.problems.add(path, "must be a string, got %s", kind(v))
-		return ""
-	}
-}
-
-func (d *decoder) strs(path string, v any) []string {
-	l := d.list(path, v)
-	if l == nil {
-		return nil
-	}
-	out := make([]string, len(l))
-	for i, e := range l {
-		out[i] = d.str(index(path, i), e)
-	}
-	return out
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case json.Number, float64, int, int64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a mapping"
-	default:
-		return "an unsupported value"
-	}
-}
+func (c *collector) end(int) {}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -220,32 +105,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// field and index build problem paths: roles[3].permissions[0].actions.
-// Mapping keys that are not plain words are quoted: memberships["org/1"].
-func field(path, name string) string {
-	if !isWord(name) {
-		return path + "[" + strconv.Quote(name) + "]"
-	}
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-func index(path string, i int) string {
-	return path + "[" + strconv.Itoa(i) + "]"
-}
-
-func isWord(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -25,18 +25,30 @@ func (p Problem) String() string {
 	return p.Path + ": " + p.Message
 }
 
-// ValidationError lists every problem found in a policy document. A document
-// with any problem is rejected whole.
+// ValidationError lists every problem found in a policy document, up to
+// MaxProblems of them. A document with any problem is rejected whole.
 type ValidationError struct {
 	Problems []Problem
+	// Omitted counts the problems found beyond MaxProblems, which are not
+	// listed.
+	Omitted int
 }
 
+// MaxProblems bounds the problems a ValidationError lists: a document of a
+// gigabyte could otherwise hold hundreds of millions, and the list take more
+// memory than any policy.
+const MaxProblems = 1000
+
 func (e *ValidationError) Error() string {
-	if len(e.Problems) == 1 {
+	if len(e.Problems) == 1 && e.Omitted == 0 {
 		return "invalid policy: " + e.Problems[0].String()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "invalid policy: %d problems:", len(e.Problems))
+	if e.Omitted > 0 {
+		fmt.Fprintf(&b, "invalid policy: %d problems, the first %d listed:", len(e.Problems)+e.Omitted, len(e.Problems))
+	} else {
+		fmt.Fprintf(&b, "invalid policy: %d problems:", len(e.Problems))
+	}
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
@@ -53,16 +65,54 @@ type QueryError struct {
 
 func (e *QueryError) Error() string { return e.Field + ": " + e.Reason }
 
-// problems collects Problems in the order they are found.
-type problems []Problem
-
-func (ps *problems) add(path, format string, args ...any) {
-	*ps = append(*ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+// problems collects Problems in the order they are found, the first
+// MaxProblems of them.
+type problems struct {
+	list    []Problem
+	omitted int
 }
 
-func (ps problems) err() error {
-	if len(ps) == 0 {
+func newProblem(p *path, format string, args ...any) Problem {
+	return Problem{Path: p.String(), Message: fmt.Sprintf(format, args...)}
+}
+
+func (ps *problems) add(p *path, format string, args ...any) {
+	if len(ps.list) >= MaxProblems {
+		ps.omitted++
+		return
+	}
+	ps.list = append(ps.list, newProblem(p, format, args...))
+}
+
+func (ps *problems) append(p Problem) {
+	if len(ps.list) >= MaxProblems {
+		ps.omitted++
+		return
+	}
+	ps.list = append(ps.list, p)
+}
+
+// extend appends the problems of o.
+func (ps *problems) extend(o *problems) {
+	for _, p := range o.list {
+		ps.append(p)
+	}
+	ps.omitted += o.omitted
+}
+
+// trim keeps the first MaxProblems, counting the rest.
+func (ps *problems) trim() {
+	if n := len(ps.list) - MaxProblems; n > 0 {
+		ps.omitted += n
+		ps.list = ps.list[:MaxProblems]
+	}
+}
+
+func (ps *problems) empty() bool { return len(ps.list) == 0 && ps.omitted == 0 }
+
+func (ps *problems) err() error {
+	if ps.empty() {
 		return nil
 	}
-	return &ValidationError{Problems: ps}
+	return &ValidationError{Problems: ps.list, Omitted: ps.omitted}
 }

@@ -64,20 +64,12 @@ func Tree(data []byte, f Format) (any, error) {
 // fields, wrong kinds of values) come back as a *pdp.ValidationError; the
 // policy is validated in full by pdp.Compile.
 func Parse(data []byte, f Format) (*pdp.Policy, error) {
-	if f == JSON && len(data) >= largeDocument {
-		if p, ok := parseLargeJSON(data); ok {
-			if p.Revision == "" {
-				p.Revision = ContentRevision(data)
-			}
-			return p, nil
-		}
-	}
-	tree, err := Tree(data, f)
+	src, err := source(data, f)
 	if err != nil {
 		return nil, err
 	}
-	p, err := pdp.Decode(tree)
-	if err != nil {
+	p, err := pdp.ReadPolicy(src)
+	if err := src.end(err); err != nil {
 		return nil, err
 	}
 	if p.Revision == "" {
@@ -86,14 +78,42 @@ func Parse(data []byte, f Format) (*pdp.Policy, error) {
 	return p, nil
 }
 
-// Compile parses, validates and compiles a policy document.
+// Compile parses, validates and compiles a policy document, reading it
+// straight into the snapshot (pdp.Build): a document costs little more
+// memory than the snapshot it becomes, at any size.
 func Compile(data []byte, f Format) (*pdp.Snapshot, error) {
-	p, err := Parse(data, f)
+	src, err := source(data, f)
 	if err != nil {
 		return nil, err
 	}
-	return pdp.Compile(p)
+	snap, err := pdp.Build(src, func() string { return ContentRevision(data) })
+	if err := src.end(err); err != nil {
+		return nil, err
+	}
+	return snap, nil
 }
+
+// documentSource is a pdp.Source that can tell, after the read, whether
+// anything but white space follows the document.
+type documentSource interface {
+	pdp.Source
+	// end returns the error that ends the read: err, unless the syntax
+	// after the value read is wrong, which is the more basic problem.
+	end(err error) error
+}
+
+// source returns the Source that reads data in format f.
+func source(data []byte, f Format) (documentSource, error) {
+	tree, err := Tree(data, f)
+	if err != nil {
+		return nil, err
+	}
+	return treeDocument{pdp.TreeSource(tree)}, nil
+}
+
+type treeDocument struct{ pdp.Source }
+
+func (treeDocument) end(err error) error { return err }
 
 // ContentRevision names a document by its content, for documents that carry
 // no revision of their own.

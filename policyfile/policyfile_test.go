@@ -170,39 +170,41 @@ func TestMarshalJSONRoundTrips(t *testing.T) {
 	}
 }
 
-// A large JSON document takes the typed decoder and reads as the strict
-// decoder reads it; a large document with a problem still gets path-naming
-// problems.
-func TestLargeJSONDocuments(t *testing.T) {
-	_, big := paddedJSON(t, "acme")
-	fast, ok := parseLargeJSON(big)
-	if !ok {
-		t.Fatal("the typed decoder refused a valid document")
-	}
-	tree, err := Tree(big, JSON)
+// A document compiled as it is read (Build) compiles to the very snapshot
+// that its Policy does, and a problem in it is named by its path.
+func TestCompileAsRead(t *testing.T) {
+	p, big := paddedJSON(t, "acme")
+	read, err := Compile(big, JSON)
 	if err != nil {
 		t.Fatal(err)
 	}
-	strict, err := pdp.Decode(tree)
+	parsed, err := Parse(big, JSON)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(strict, fast, cmpopts.EquateEmpty()); diff != "" {
-		t.Fatalf("typed and strict decoding differ (-strict +typed):\n%s", diff)
+	if diff := cmp.Diff(p, parsed, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(pdp.Policy{}, "Revision")); diff != "" {
+		t.Fatalf("Parse differs from the marshalled policy (-want +got):\n%s", diff)
 	}
-	// An unknown field makes the typed decoder give up; the strict one
-	// names it.
+	compiled, err := pdp.Compile(parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := read.MarshalBinary()
+	b, _ := compiled.MarshalBinary()
+	if !bytes.Equal(a, b) {
+		t.Fatal("the document compiled as read and its Policy compiled are different snapshots")
+	}
 	bad := bytes.Replace(big, []byte(`"id":"padding-user-000007"`), []byte(`"id":"padding-user-000007","colour":"blue"`), 1)
 	_, err = Compile(bad, JSON)
 	var verr *pdp.ValidationError
-	if !errors.As(err, &verr) || !strings.Contains(err.Error(), `unknown field "colour"`) {
-		t.Errorf("a large document with an unknown field: %v", err)
+	if !errors.As(err, &verr) || !strings.Contains(err.Error(), `subjects[15]: unknown field "colour"`) {
+		t.Errorf("a document with an unknown field: %v", err)
 	}
 }
 
-// A large document repeating a key, at any depth and however the key is
-// spelt, is refused as a small one is, with the key's position.
-func TestLargeJSONDuplicateKeys(t *testing.T) {
+// A document repeating a key, at any depth and however the key is spelt, is
+// refused with the key's position.
+func TestJSONDuplicateKeys(t *testing.T) {
 	_, big := paddedJSON(t, "acme")
 	if _, err := Compile(big, JSON); err != nil {
 		t.Fatalf("the padded document does not compile: %v", err)
@@ -220,24 +222,20 @@ func TestLargeJSONDuplicateKeys(t *testing.T) {
 			if bytes.Equal(bad, big) {
 				t.Fatalf("%q is not in the document", tc.old)
 			}
-			if _, ok := parseLargeJSON(bad); ok {
-				t.Error("the typed decoder accepted a repeated key")
-			}
 			_, err := Compile(bad, JSON)
 			if err == nil || !strings.Contains(err.Error(), `duplicate key "`+tc.key+`"`) || !strings.Contains(err.Error(), "line 1, column") {
-				t.Errorf("Compile = %v; want the strict decoder's duplicate key %q with its position", err, tc.key)
+				t.Errorf("Compile = %v; want duplicate key %q with its position", err, tc.key)
 			}
 		})
 	}
 }
 
-// encoding/json matches field names without regard to case; a large
-// document spelling one otherwise is decoded strictly, as a small one is,
-// while organization ids in memberships may be spelt any way.
-func TestLargeJSONFieldNameCase(t *testing.T) {
+// Field names are matched exactly, as they are spelt: "Revision" is not
+// revision. Organization ids in memberships may be spelt any way.
+func TestJSONFieldNameCase(t *testing.T) {
 	_, big := paddedJSON(t, "Big-Co")
-	if _, ok := parseLargeJSON(big); !ok {
-		t.Fatal("a document with upper-case organization ids in memberships left the typed decoder")
+	if _, err := Compile(big, JSON); err != nil {
+		t.Fatalf("a document with upper-case organization ids in memberships: %v", err)
 	}
 	for _, tc := range []struct{ old, new, field string }{
 		{`{"revision":`, `{"Revision":`, "Revision"},
@@ -248,24 +246,17 @@ func TestLargeJSONFieldNameCase(t *testing.T) {
 		if bytes.Equal(bad, big) {
 			t.Fatalf("%q is not in the document", tc.old)
 		}
-		if _, ok := parseLargeJSON(bad); ok {
-			t.Errorf("%s: the typed decoder took it for its lower-case field", tc.field)
-		}
 		if _, err := Compile(bad, JSON); err == nil || !strings.Contains(err.Error(), `unknown field "`+tc.field+`"`) {
-			t.Errorf("%s: Compile = %v; want the strict decoder's unknown field", tc.field, err)
+			t.Errorf("%s: Compile = %v; want an unknown field", tc.field, err)
 		}
 	}
 }
 
-// paddedJSON is the bookstore policy padded past a lowered large-document
-// threshold (restored when the test ends) with 1,000 subjects, each a member
-// of org, as canonical JSON.
+// paddedJSON is the bookstore policy padded with 1,000 subjects, each a
+// member of org, as canonical JSON.
 func paddedJSON(t *testing.T, org string) (*pdp.Policy, []byte) {
 	t.Helper()
 	p := bookstorePolicy(t)
-	n := largeDocument
-	t.Cleanup(func() { largeDocument = n })
-	largeDocument = 64 << 10
 	if !slices.ContainsFunc(p.Organizations, func(o pdp.Organization) bool { return o.ID == org }) {
 		p.Organizations = append(p.Organizations, pdp.Organization{ID: org})
 	}
@@ -275,9 +266,6 @@ func paddedJSON(t *testing.T, org string) (*pdp.Policy, []byte) {
 	big, err := MarshalJSON(p)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(big) < largeDocument {
-		t.Fatalf("the test document is %d bytes, under the %d threshold", len(big), largeDocument)
 	}
 	return p, big
 }
