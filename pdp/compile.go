@@ -201,4 +201,3 @@ func (s *Snapshot) Revision() string { return s.revision }
 
 // Counts reports the sizes of the compiled policy.
 func (s *Snapshot) Counts() Counts { return s.counts }
-
