@@ -95,6 +95,7 @@ type builder struct {
 	orgs      []Organization
 	intern    interner
 
+	ids idSet  // the subjects' ids, while the document is read
 	rec record // reused for each subject
 }
 
@@ -105,7 +106,8 @@ type roleDef struct {
 
 func newBuilder() *builder {
 	return &builder{
-		s:            &Snapshot{subjectIdx: newSubjectIndex(0)},
+		s:            &Snapshot{},
+		ids:          newIDSet(),
 		resourceDefs: map[string]int{},
 		roleFirst:    map[string]int{},
 		actions:      map[string]map[string]bool{},
@@ -267,7 +269,7 @@ func (b *builder) subject(i int, sd *subjectDoc) {
 		return
 	}
 	if checkID(&b.ps, &ip, sd.ID) {
-		if first := b.s.subjectIdx.add(b.s, off); first >= 0 {
+		if first := b.ids.add(b.s, off); first >= 0 {
 			b.ps.add(&ip, "duplicate subject id %q (first defined at subjects[%d])", sd.ID, b.s.subjectIndexOf(uint32(first)))
 		}
 	}
@@ -339,6 +341,8 @@ func (b *builder) finish(structural *problems) (*Snapshot, error) {
 		return nil, all.err()
 	}
 	s := b.s
+	b.ids = idSet{}
+	s.layout() // the builder refused repeated ids
 	s.counts = Counts{Resources: len(s.resources), Roles: len(s.roles), Organizations: len(s.orgs), Subjects: len(s.subjects)}
 	s.attrs = b.intern.values
 	return s, nil
