@@ -43,7 +43,13 @@ type jsonFrame struct {
 
 // newJSONSource reads data, a whole JSON document.
 func newJSONSource(data []byte) *jsonSource {
-	return &jsonSource{all: data, end: len(data), want: true}
+	// The policy schema nests five levels deep: room for eight means the
+	// stacks never grow for a policy document.
+	return &jsonSource{
+		all: data, end: len(data), want: true,
+		frames: make([]jsonFrame, 0, 8),
+		keys:   make([]mappingKeys, 0, 8),
+	}
 }
 
 // Peek reports the kind of the next value, without reading it.
@@ -566,14 +572,14 @@ func bytesString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// smallKeys is how many keys a mapping may have before mappingKeys moves them to
-// a map: a linear compare over so few is faster than hashing, and needs no
-// allocation.
+// smallKeys is how many keys a mapping may have before mappingKeys moves
+// them to a map: a linear compare over so few is faster than hashing, and
+// needs no allocation.
 const smallKeys = 16
 
-// mappingKeys holds the keys met so far in one mapping, to refuse a repeated key.
-// One mappingKeys serves every mapping at its depth in turn, so its storage is
-// allocated once.
+// mappingKeys holds the keys met so far in one mapping, to refuse a
+// repeated key. One mappingKeys serves every mapping at its depth in turn,
+// so its storage is allocated once.
 type mappingKeys struct {
 	small [smallKeys]string
 	n     int                 // keys in small, when big is not in use
@@ -581,9 +587,9 @@ type mappingKeys struct {
 	large bool                // big is in use
 }
 
-// bigKeepLimit bounds the map a mappingKeys keeps for the next mapping: clearing
-// a map costs as much as its largest size, so one huge mapping must not tax
-// every later one.
+// bigKeepLimit bounds the map a mappingKeys keeps for the next mapping:
+// clearing a map costs as much as its largest size, so one huge mapping must
+// not tax every later one.
 const bigKeepLimit = 1024
 
 // reset empties the set for a new mapping.
