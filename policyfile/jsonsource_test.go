@@ -634,3 +634,28 @@ func BenchmarkJSONSource(b *testing.B) {
 		}
 	})
 }
+
+// TestPlainRun checks the eight-bytes-at-a-time scan against a byte at a
+// time, for each stop byte at each place in a run of plain text, after each
+// kind of plain byte.
+func TestPlainRun(t *testing.T) {
+	slow := func(data []byte, i int) int {
+		for i < len(data) && !stringStop[data[i]] {
+			i++
+		}
+		return i
+	}
+	for _, plain := range []byte{'a', ' ', '!', '#', '[', ']', 0x7f, 0x80, 0xc3, 0xff} {
+		for _, stop := range []byte{'"', '\\', 0, '\n', 0x1f} {
+			for n := range 20 {
+				data := append(bytes.Repeat([]byte{plain}, n), stop)
+				data = append(data, bytes.Repeat([]byte{plain}, 9)...)
+				for i := range len(data) + 1 {
+					if got, want := plainRun(data, i), slow(data, i); got != want {
+						t.Fatalf("plainRun(%q, %d) = %d, want %d", data, i, got, want)
+					}
+				}
+			}
+		}
+	}
+}
