@@ -668,8 +668,10 @@ func (k *mappingKeys) add(key string) (repeated bool) {
 }
 
 // badByte reports the byte at index i as unexpected, in the words of
-// encoding/json ("invalid character 'x' after array element"), placed at
-// the byte itself.
+// encoding/json ("invalid character 'x' after array element"). The offset
+// is i, the bytes before it, as encoding/json's Decoder reports it to
+// jsonError, so the column is the bad byte's own: "{\n  \"a\": [1,,]\n}"
+// fails at line 2, column 11, the second comma, in both readers.
 func (s *jsonSource) badByte(i int, context string) error {
 	return s.errorAt(i, fmt.Errorf("invalid character %s %s", strconv.QuoteRune(rune(s.all[i])), context))
 }
