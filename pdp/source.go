@@ -1,6 +1,9 @@
 package pdp
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Kind is the kind of a value in a policy document.
 type Kind uint8
@@ -30,8 +33,9 @@ const (
 type Source interface {
 	// Peek reports the kind of the next value, without reading it.
 	Peek() (Kind, error)
-	// Scalar reads a string, returning its decoded text, or a number,
-	// returning its literal text.
+	// Scalar reads a string, returning its decoded text, a number,
+	// returning its literal text, or a boolean, returning "true" or
+	// "false".
 	Scalar() (string, error)
 	// Skip reads the next value whole, whatever its kind.
 	Skip() error
@@ -101,6 +105,8 @@ func (s *treeSource) Scalar() (string, error) {
 		return v, nil
 	case json.Number:
 		return v.String(), nil
+	case bool:
+		return strconv.FormatBool(v), nil
 	}
 	return "", errNotScalar
 }

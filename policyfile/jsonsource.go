@@ -37,6 +37,10 @@ type jsonSource struct {
 
 var _ pdp.Source = (*jsonSource)(nil)
 
+// maxDepth bounds nesting. The policy schema is five levels deep; anything far
+// deeper is garbage or an attack on the reader's stack.
+const maxDepth = 64
+
 // jsonFrame is a list or a mapping being read.
 type jsonFrame struct {
 	mapping bool
@@ -67,8 +71,8 @@ func (s *jsonSource) Peek() (pdp.Kind, error) {
 	return kind, nil
 }
 
-// Scalar reads a string, returning its decoded text, or a number, returning
-// its literal text.
+// Scalar reads a string, returning its decoded text, a number, returning its
+// literal text, or a boolean, returning "true" or "false".
 func (s *jsonSource) Scalar() (string, error) {
 	c, err := s.valueStart()
 	if err != nil {
@@ -84,8 +88,18 @@ func (s *jsonSource) Scalar() (string, error) {
 	case kind == pdp.Number:
 		s.want = false
 		return s.readNumber()
+	case kind == pdp.Bool:
+		lit := "false"
+		if c == 't' {
+			lit = "true"
+		}
+		if err := s.readLiteral(lit); err != nil {
+			return "", err
+		}
+		s.want = false
+		return lit, nil
 	}
-	return "", s.misuse("want a string or a number, found " + kindNames[kind])
+	return "", s.misuse("want a string, a number or a boolean, found " + kindNames[kind])
 }
 
 // Skip reads the next value whole, checking it as strictly as reading it

@@ -7,6 +7,7 @@ package policyfile
 
 import (
 	"bytes"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -52,7 +53,7 @@ func Tree(data []byte, f Format) (any, error) {
 	}
 	switch f {
 	case JSON:
-		return jsonTree(data)
+		return jsonDocumentTree(data)
 	case YAML:
 		return yamlTree(data)
 	default:
@@ -102,8 +103,16 @@ type documentSource interface {
 	end(err error) error
 }
 
-// source returns the Source that reads data in format f.
+// source returns the Source that reads data in format f: JSON as it is
+// read, straight from its bytes; YAML through its node tree, which the YAML
+// parser builds whole anyway.
 func source(data []byte, f Format) (documentSource, error) {
+	if f == JSON {
+		if len(bytes.TrimSpace(data)) == 0 {
+			return nil, ErrEmpty
+		}
+		return jsonDocument{newJSONSource(data)}, nil
+	}
 	tree, err := Tree(data, f)
 	if err != nil {
 		return nil, err
@@ -111,9 +120,86 @@ func source(data []byte, f Format) (documentSource, error) {
 	return treeDocument{pdp.TreeSource(tree)}, nil
 }
 
+type jsonDocument struct{ *jsonSource }
+
+func (d jsonDocument) end(err error) error {
+	// Syntax after the document is a more basic problem than its content.
+	if _, invalid := err.(*pdp.ValidationError); err == nil || invalid {
+		if endErr := d.End(); endErr != nil {
+			return endErr
+		}
+	}
+	return err
+}
+
 type treeDocument struct{ pdp.Source }
 
 func (treeDocument) end(err error) error { return err }
+
+// jsonDocumentTree reads a whole JSON document into a tree.
+func jsonDocumentTree(data []byte) (any, error) {
+	src := newJSONSource(data)
+	v, err := readTree(src)
+	if err != nil {
+		return nil, err
+	}
+	return v, src.End()
+}
+
+// readTree reads the next value of src into a tree: map[string]any, []any,
+// string, json.Number, bool and nil.
+func readTree(src pdp.Source) (any, error) {
+	kind, err := src.Peek()
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case pdp.String:
+		return src.Scalar()
+	case pdp.Number:
+		n, err := src.Scalar()
+		return json.Number(n), err
+	case pdp.Bool:
+		b, err := src.Scalar()
+		return b == "true", err
+	case pdp.List, pdp.Mapping:
+		if err := src.Enter(); err != nil {
+			return nil, err
+		}
+		var (
+			l []any
+			m map[string]any
+		)
+		if kind == pdp.List {
+			l = []any{}
+		} else {
+			m = map[string]any{}
+		}
+		for {
+			k, ok, err := src.Next()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			v, err := readTree(src)
+			if err != nil {
+				return nil, err
+			}
+			if kind == pdp.List {
+				l = append(l, v)
+			} else {
+				m[k] = v
+			}
+		}
+		if kind == pdp.List {
+			return l, nil
+		}
+		return m, nil
+	}
+	return nil, src.Skip()
+}
 
 // ContentRevision names a document by its content, for documents that carry
 // no revision of their own.
