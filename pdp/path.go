@@ -1,6 +1,9 @@
 package pdp
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // path locates a value in a policy document, such as
 // roles[3].permissions[0].actions[2]. It is a chain of values on the stack
@@ -37,7 +40,9 @@ func field(path, name string) string {
 		return path + "[" + strconv.Quote(name) + "]"
 	}
 	if path == "" {
-		return name
+		// A copy: a path's strings must not flow into what String returns,
+		// or the compiler would move every path to the heap.
+		return strings.Clone(name)
 	}
 	return path + "." + name
 }

@@ -62,16 +62,44 @@ type memberDoc struct {
 // the structural problems: unknown fields and values of the wrong kind. A
 // value of the wrong kind reads as absent, so that validation still sees
 // the rest of the entity. The first error of the Source ends the read.
+//
+// The path to the value being read is a stack the reader keeps, spelt only
+// when a problem names it.
 type docReader struct {
 	src  Source
 	sink sink
 	ps   problems
 	err  error
+	at   []pathElem
 
 	// Reused for each subject.
 	sub    subjectDoc
 	groups []string
 	roles  []string
+}
+
+// pathElem is a step of a path: a field or key, or a list index (index >= 0).
+type pathElem struct {
+	name  string
+	index int
+}
+
+func (d *docReader) pushField(name string) { d.at = append(d.at, pathElem{name: name, index: -1}) }
+func (d *docReader) pushIndex(i int)       { d.at = append(d.at, pathElem{index: i}) }
+func (d *docReader) pop()                  { d.at = d.at[:len(d.at)-1] }
+
+// problem records a problem at the first depth steps of the path.
+func (d *docReader) problem(depth int, format string, args ...any) {
+	d.ps.add(d.path(depth), format, args...)
+}
+
+// path returns the first depth steps of the path.
+func (d *docReader) path(depth int) *path {
+	var p *path
+	for _, e := range d.at[:depth] {
+		p = &path{parent: p, name: e.name, index: e.index}
+	}
+	return p
 }
 
 // read reads the whole document.
@@ -80,14 +108,12 @@ func (d *docReader) read() {
 		captured [phases]Source // lists met before one they refer to
 		done     int            // lists read and ended
 	)
-	var root *path
-	it := d.mapping(root, policyFields)
+	it := d.mapping(policyFields)
 	it.hold = true
 	for it.next(d) {
 		switch k := it.field - 1; {
 		case k < 0:
-			fp := root.field(it.key)
-			d.sink.revision(d.str(&fp))
+			d.sink.revision(d.str())
 		case k == done:
 			d.readPhase(&it, k, nil)
 			for done++; done < phases && captured[done] != nil; done++ {
@@ -114,47 +140,38 @@ func (d *docReader) read() {
 // readPhase reads list k of the top mapping, from src when the list was
 // captured to be read late, and ends it.
 func (d *docReader) readPhase(it *mapIter, k int, src Source) {
-	name := policyFields[k+1]
-	var root *path
-	fp := root.field(name)
-	it.resume(d, k+1, name)
+	it.resume(d, k+1, policyFields[k+1])
+	d.at = append(d.at[:it.depth], pathElem{name: policyFields[k+1], index: -1})
 	if src != nil {
 		outer := d.src
 		d.src = src
 		defer func() { d.src = outer }()
 	}
-	d.phase(k, &fp)
+	switch k {
+	case phaseResources:
+		d.resources()
+	case phaseRoles:
+		d.roleList()
+	case phaseOrganizations:
+		d.organizations()
+	case phaseSubjects:
+		d.subjects()
+	}
 	it.done(d)
 	d.sink.end(k)
 }
 
-// phase reads one of the document's lists.
-func (d *docReader) phase(k int, p *path) {
-	switch k {
-	case phaseResources:
-		d.resources(p)
-	case phaseRoles:
-		d.roleList(p)
-	case phaseOrganizations:
-		d.organizations(p)
-	case phaseSubjects:
-		d.subjects(p)
-	}
-}
-
-func (d *docReader) resources(p *path) {
-	for it := d.list(p); it.next(d); {
-		ep := p.at(it.i)
+func (d *docReader) resources() {
+	for it := d.list(); it.next(d); {
 		var r Resource
-		for m := d.mapping(&ep, resourceFields); m.next(d); m.done(d) {
-			fp := ep.field(m.key)
+		for m := d.mapping(resourceFields); m.next(d); m.done(d) {
 			switch m.field {
 			case 0:
-				r.ID = d.str(&fp)
+				r.ID = d.str()
 			case 1:
-				r.Description = d.str(&fp)
+				r.Description = d.str()
 			case 2:
-				r.Actions = d.strs(&fp, nil)
+				r.Actions = d.strs(nil)
 			}
 		}
 		if d.err == nil {
@@ -163,21 +180,19 @@ func (d *docReader) resources(p *path) {
 	}
 }
 
-func (d *docReader) roleList(p *path) {
-	for it := d.list(p); it.next(d); {
-		ep := p.at(it.i)
+func (d *docReader) roleList() {
+	for it := d.list(); it.next(d); {
 		var r Role
-		for m := d.mapping(&ep, roleFields); m.next(d); m.done(d) {
-			fp := ep.field(m.key)
+		for m := d.mapping(roleFields); m.next(d); m.done(d) {
 			switch m.field {
 			case 0:
-				r.ID = d.str(&fp)
+				r.ID = d.str()
 			case 1:
-				r.Type = RoleType(d.str(&fp))
+				r.Type = RoleType(d.str())
 			case 2:
-				r.Description = d.str(&fp)
+				r.Description = d.str()
 			case 3:
-				r.Permissions = d.grants(&fp)
+				r.Permissions = d.grants()
 			}
 		}
 		if d.err == nil {
@@ -186,18 +201,16 @@ func (d *docReader) roleList(p *path) {
 	}
 }
 
-func (d *docReader) grants(p *path) []Grant {
+func (d *docReader) grants() []Grant {
 	var out []Grant
-	for it := d.list(p); it.next(d); {
-		ep := p.at(it.i)
+	for it := d.list(); it.next(d); {
 		var g Grant
-		for m := d.mapping(&ep, grantFields); m.next(d); m.done(d) {
-			fp := ep.field(m.key)
+		for m := d.mapping(grantFields); m.next(d); m.done(d) {
 			switch m.field {
 			case 0:
-				g.Resource = d.str(&fp)
+				g.Resource = d.str()
 			case 1:
-				g.Actions = d.strs(&fp, nil)
+				g.Actions = d.strs(nil)
 			}
 		}
 		out = append(out, g)
@@ -205,23 +218,21 @@ func (d *docReader) grants(p *path) []Grant {
 	return out
 }
 
-func (d *docReader) organizations(p *path) {
-	for it := d.list(p); it.next(d); {
-		ep := p.at(it.i)
+func (d *docReader) organizations() {
+	for it := d.list(); it.next(d); {
 		var o Organization
-		for m := d.mapping(&ep, organizationFields); m.next(d); m.done(d) {
-			fp := ep.field(m.key)
+		for m := d.mapping(organizationFields); m.next(d); m.done(d) {
 			switch m.field {
 			case 0:
-				o.ID = d.str(&fp)
+				o.ID = d.str()
 			case 1:
-				o.Name = d.str(&fp)
+				o.Name = d.str()
 			case 2:
-				o.Description = d.str(&fp)
+				o.Description = d.str()
 			case 3:
-				o.DefaultRoles = d.strs(&fp, nil)
+				o.DefaultRoles = d.strs(nil)
 			case 4:
-				o.ImplicitRoles = d.rules(&fp)
+				o.ImplicitRoles = d.rules()
 			}
 		}
 		if d.err == nil {
@@ -230,22 +241,20 @@ func (d *docReader) organizations(p *path) {
 	}
 }
 
-func (d *docReader) rules(p *path) []ImplicitRule {
+func (d *docReader) rules() []ImplicitRule {
 	var out []ImplicitRule
-	for it := d.list(p); it.next(d); {
-		ep := p.at(it.i)
+	for it := d.list(); it.next(d); {
 		var r ImplicitRule
-		for m := d.mapping(&ep, ruleFields); m.next(d); m.done(d) {
-			fp := ep.field(m.key)
+		for m := d.mapping(ruleFields); m.next(d); m.done(d) {
 			switch m.field {
 			case 0:
-				r.EmailDomain = d.str(&fp)
+				r.EmailDomain = d.str()
 			case 1:
-				r.SSOConnection = d.str(&fp)
+				r.SSOConnection = d.str()
 			case 2:
-				r.SSOGroup = d.str(&fp)
+				r.SSOGroup = d.str()
 			case 3:
-				r.Roles = d.strs(&fp, nil)
+				r.Roles = d.strs(nil)
 			}
 		}
 		out = append(out, r)
@@ -255,36 +264,44 @@ func (d *docReader) rules(p *path) []ImplicitRule {
 
 // subjects reads the subjects into one reused subjectDoc: a million
 // subjects allocate nothing here.
-func (d *docReader) subjects(p *path) {
+func (d *docReader) subjects() {
 	s := &d.sub
-	for it := d.list(p); it.next(d); {
-		ep := p.at(it.i)
+	for it := d.list(); it.next(d); {
 		s.Subject = Subject{}
 		s.members = s.members[:0]
-		for m := d.mapping(&ep, subjectFields); m.next(d); m.done(d) {
-			fp := ep.field(m.key)
+		for m := d.mapping(subjectFields); m.next(d); m.done(d) {
 			switch m.field {
 			case 0:
-				s.ID = d.str(&fp)
+				s.ID = d.str()
 			case 1:
-				s.Type = SubjectType(d.str(&fp))
+				s.Type = SubjectType(d.str())
 			case 2:
-				s.Email = d.str(&fp)
+				s.Email = d.str()
 			case 3:
-				s.SSOConnection = d.str(&fp)
+				s.SSOConnection = d.str()
 			case 4:
-				s.SSOGroups = d.strs(&fp, d.groups[:0])
+				s.SSOGroups = d.strs(d.groups[:0])
 				d.groups = keep(d.groups, s.SSOGroups)
 			case 5:
-				s.Roles = d.strs(&fp, d.roles[:0])
+				s.Roles = d.strs(d.roles[:0])
 				d.roles = keep(d.roles, s.Roles)
 			case 6:
-				d.memberships(&fp, s)
+				d.memberships(s)
 			}
 		}
 		if d.err == nil {
-			slices.SortFunc(s.members, func(a, b memberDoc) int { return strings.Compare(a.org, b.org) })
+			sortMembers(s.members)
 			d.sink.subject(it.i, s)
+		}
+	}
+}
+
+// sortMembers sorts memberships by organization: an insertion sort, as a
+// subject has a few.
+func sortMembers(ms []memberDoc) {
+	for i := 1; i < len(ms); i++ {
+		for k := i; k > 0 && ms[k-1].org > ms[k].org; k-- {
+			ms[k-1], ms[k] = ms[k], ms[k-1]
 		}
 	}
 }
@@ -299,9 +316,8 @@ func keep(buf, l []string) []string {
 
 // memberships reads a mapping of organization ids to the roles held there;
 // a value that is no list is a membership with the default roles only.
-func (d *docReader) memberships(p *path, s *subjectDoc) {
-	for m := d.mapping(p, nil); m.next(d); m.done(d) {
-		fp := p.field(m.key)
+func (d *docReader) memberships(s *subjectDoc) {
+	for m := d.mapping(nil); m.next(d); m.done(d) {
 		n := len(s.members)
 		if n < cap(s.members) {
 			s.members = s.members[:n+1]
@@ -310,7 +326,7 @@ func (d *docReader) memberships(p *path, s *subjectDoc) {
 		}
 		md := &s.members[n]
 		md.org = m.key
-		md.roles = d.strs(&fp, md.roles[:0])
+		md.roles = d.strs(md.roles[:0])
 	}
 }
 
@@ -336,7 +352,7 @@ func (d *docReader) skip() { d.fail(d.src.Skip()) }
 // str reads a string, or a number as its literal text, so that
 // "revision: 42" in YAML reads as "42". Anything else is a problem and
 // reads as "".
-func (d *docReader) str(p *path) string {
+func (d *docReader) str() string {
 	k, ok := d.peek()
 	switch {
 	case !ok:
@@ -346,7 +362,7 @@ func (d *docReader) str(p *path) string {
 		d.fail(err)
 		return v
 	case k != Null:
-		d.ps.add(p, "must be a string, got %s", kindName(k))
+		d.problem(len(d.at), "must be a string, got %s", kindName(k))
 	}
 	d.skip()
 	return ""
@@ -354,30 +370,30 @@ func (d *docReader) str(p *path) string {
 
 // strs reads a list of strings, appending to buf. It returns nil when the
 // value is absent or no list, and a list that is not nil otherwise.
-func (d *docReader) strs(p *path, buf []string) []string {
+func (d *docReader) strs(buf []string) []string {
 	if buf == nil {
 		buf = []string{}
 	}
-	it := d.list(p)
+	it := d.list()
 	if !it.ok {
 		return nil
 	}
 	for it.next(d) {
-		ep := p.at(it.i)
-		buf = append(buf, d.str(&ep))
+		buf = append(buf, d.str())
 	}
 	return buf
 }
 
-// listIter steps through a list's elements.
+// listIter steps through a list's elements, each the current path's last
+// step while it is read.
 type listIter struct {
 	ok bool // the value is a list
 	i  int  // the element's index
 }
 
-// list starts reading a list at p. A value that is null reads as an empty
-// list; one of another kind is a problem and is skipped.
-func (d *docReader) list(p *path) listIter {
+// list starts reading a list. A value that is null reads as an empty list;
+// one of another kind is a problem and is skipped.
+func (d *docReader) list() listIter {
 	k, ok := d.peek()
 	switch {
 	case !ok:
@@ -386,7 +402,7 @@ func (d *docReader) list(p *path) listIter {
 		d.fail(d.src.Enter())
 		return listIter{ok: d.err == nil, i: -1}
 	case k != Null:
-		d.ps.add(p, "must be a list, got %s", kindName(k))
+		d.problem(len(d.at), "must be a list, got %s", kindName(k))
 	}
 	d.skip()
 	return listIter{}
@@ -394,7 +410,14 @@ func (d *docReader) list(p *path) listIter {
 
 // next moves to the next element; false at the end or after an error.
 func (it *listIter) next(d *docReader) bool {
-	if !it.ok || d.err != nil {
+	if !it.ok {
+		return false
+	}
+	if it.i >= 0 {
+		d.pop()
+	}
+	if d.err != nil {
+		it.ok = false
 		return false
 	}
 	_, more, err := d.src.Next()
@@ -403,17 +426,19 @@ func (it *listIter) next(d *docReader) bool {
 		return false
 	}
 	it.i++
+	d.pushIndex(it.i)
 	return true
 }
 
-// mapIter steps through a mapping's fields, and keeps the problems found
-// under the mapping in the order they have always been listed in: unknown
-// fields first, sorted, then each field's own problems in the schema's
-// order of fields, or by key where any key is allowed (memberships),
-// whatever order the document has them in.
+// mapIter steps through a mapping's fields, each the current path's last
+// step while it is read, and keeps the problems found under the mapping in
+// the order they have always been listed in: unknown fields first, sorted,
+// then each field's own problems in the schema's order of fields, or by key
+// where any key is allowed (memberships), whatever order the document has
+// them in.
 type mapIter struct {
-	p      *path
 	fields []string // nil: any key is allowed
+	depth  int      // the mapping's path: the first depth steps
 	ok     bool
 	hold   bool // the caller finishes the mapping, after reading more
 	start  int  // the first problem under the mapping
@@ -433,11 +458,11 @@ type part struct {
 	from, to int
 }
 
-// mapping starts reading a mapping at p whose fields are those named, or
-// with any keys when fields is nil. A value that is null reads as an empty
+// mapping starts reading a mapping whose fields are those named, or with
+// any keys when fields is nil. A value that is null reads as an empty
 // mapping; one of another kind is a problem and is skipped.
-func (d *docReader) mapping(p *path, fields []string) mapIter {
-	it := mapIter{p: p, fields: fields}
+func (d *docReader) mapping(fields []string) mapIter {
+	it := mapIter{fields: fields, depth: len(d.at)}
 	k, ok := d.peek()
 	switch {
 	case !ok:
@@ -448,7 +473,7 @@ func (d *docReader) mapping(p *path, fields []string) mapIter {
 		it.start = len(d.ps.list)
 		return it
 	case k != Null:
-		d.ps.add(p, "must be a mapping, got %s", kindName(k))
+		d.problem(len(d.at), "must be a mapping, got %s", kindName(k))
 	}
 	d.skip()
 	return it
@@ -472,6 +497,7 @@ func (it *mapIter) next(d *docReader) bool {
 		}
 		it.key = key
 		it.from = len(d.ps.list)
+		d.pushField(key)
 		return true
 	}
 	if it.ok && !it.hold {
@@ -483,6 +509,14 @@ func (it *mapIter) next(d *docReader) bool {
 
 // done ends the current field.
 func (it *mapIter) done(d *docReader) {
+	if len(d.at) > it.depth {
+		d.pop()
+	}
+	it.record(d)
+}
+
+// record notes the problems found under the current field since from.
+func (it *mapIter) record(d *docReader) {
 	if to := len(d.ps.list); to > it.from {
 		it.parts = append(it.parts, part{it.field, strings.Clone(it.key), it.from, to})
 		it.from = to
@@ -492,21 +526,27 @@ func (it *mapIter) done(d *docReader) {
 // resume makes field the current one: the top mapping reads some of its
 // lists after its end.
 func (it *mapIter) resume(d *docReader, field int, key string) {
+	it.record(d)
 	it.field, it.key, it.from = field, key, len(d.ps.list)
 }
 
 // finish puts the problems under the mapping in order.
 func (it *mapIter) finish(d *docReader) {
-	if len(it.unknown) == 0 && slices.IsSortedFunc(it.parts, comparePart) {
+	if len(it.unknown) == 0 && partsSorted(it.parts) {
 		return
 	}
 	ps := &d.ps
 	slices.Sort(it.unknown)
 	var out []Problem
 	for _, k := range it.unknown {
-		out = append(out, unknownField(it.p, k, it.fields))
+		out = append(out, newProblem(d.path(it.depth), "unknown field %q (allowed: %s)", k, strings.Join(it.fields, ", ")))
 	}
-	slices.SortStableFunc(it.parts, comparePart)
+	// An insertion sort, stable: a mapping has a few fields.
+	for i := 1; i < len(it.parts); i++ {
+		for k := i; k > 0 && comparePart(it.parts[k-1], it.parts[k]) > 0; k-- {
+			it.parts[k-1], it.parts[k] = it.parts[k], it.parts[k-1]
+		}
+	}
 	for _, pt := range it.parts {
 		out = append(out, ps.list[pt.from:pt.to]...)
 	}
@@ -515,15 +555,20 @@ func (it *mapIter) finish(d *docReader) {
 	it.unknown, it.parts = nil, nil
 }
 
+func partsSorted(parts []part) bool {
+	for i := 1; i < len(parts); i++ {
+		if comparePart(parts[i-1], parts[i]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func comparePart(a, b part) int {
 	if c := cmp.Compare(a.field, b.field); c != 0 {
 		return c
 	}
 	return strings.Compare(a.key, b.key)
-}
-
-func unknownField(p *path, key string, allowed []string) Problem {
-	return newProblem(p, "unknown field %q (allowed: %s)", key, strings.Join(allowed, ", "))
 }
 
 func kindName(k Kind) string {
