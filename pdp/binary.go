@@ -266,6 +266,7 @@ func (s *Snapshot) readSubjects(r *reader, data []byte, nroles, nattrs int) {
 	}
 	ns := r.count()
 	s.subjects = make([]uint32, 0, min(ns, 1<<24))
+	s.subjectIdx = newSubjectIndex(min(ns, 1<<24))
 	var rec record
 	for i := 0; i < ns && r.err == nil; i++ {
 		ref := r.raw(len(data))
@@ -287,14 +288,13 @@ func (s *Snapshot) readSubjects(r *reader, data []byte, nroles, nattrs int) {
 			}
 			rec.members = append(rec.members, memberRecord{org: m.org, roles: rolePool[m.roles.off : m.roles.off+m.roles.n]})
 		}
-		if _, ok := appendRecord(s, id, &rec); !ok {
+		off, ok := appendRecord(s, id, &rec)
+		if !ok {
 			r.fail("subjects outgrow a snapshot")
 			break
 		}
-	}
-	if r.err == nil {
-		if i := s.layout(); i >= 0 {
-			r.fail("duplicate subject %q", s.recordID(s.subjects[i]))
+		if r.err == nil && s.subjectIdx.add(s, off) >= 0 {
+			r.fail("duplicate subject %q", id)
 		}
 	}
 }

@@ -95,7 +95,6 @@ type builder struct {
 	orgs      []Organization
 	intern    interner
 
-	ids idSet  // the subjects' ids, while the document is read
 	rec record // reused for each subject
 }
 
@@ -106,8 +105,7 @@ type roleDef struct {
 
 func newBuilder() *builder {
 	return &builder{
-		s:            &Snapshot{},
-		ids:          newIDSet(),
+		s:            &Snapshot{subjectIdx: newSubjectIndex(0)},
 		resourceDefs: map[string]int{},
 		roleFirst:    map[string]int{},
 		actions:      map[string]map[string]bool{},
@@ -269,7 +267,7 @@ func (b *builder) subject(i int, sd *subjectDoc) {
 		return
 	}
 	if checkID(&b.ps, &ip, sd.ID) {
-		if first := b.ids.add(b.s, off); first >= 0 {
+		if first := b.s.subjectIdx.add(b.s, off); first >= 0 {
 			b.ps.add(&ip, "duplicate subject id %q (first defined at subjects[%d])", sd.ID, b.s.subjectIndexOf(uint32(first)))
 		}
 	}
@@ -341,8 +339,6 @@ func (b *builder) finish(structural *problems) (*Snapshot, error) {
 		return nil, all.err()
 	}
 	s := b.s
-	b.ids = idSet{}
-	s.layout() // the builder refused repeated ids
 	s.counts = Counts{Resources: len(s.resources), Roles: len(s.roles), Organizations: len(s.orgs), Subjects: len(s.subjects)}
 	s.attrs = b.intern.values
 	return s, nil

@@ -8,16 +8,14 @@ import (
 	"slices"
 )
 
-// Subjects live in one byte arena, a record each, laid out in the order of
-// their ids' hashes, and are found through a directory of hash buckets. At
-// a million subjects the arena is far larger than any cache, so a decision
-// costs the cache misses of its lookup: the directory, a few megabytes that
-// stay cached because every decision reads them, gives the bucket's first
-// record; the bucket's records, a couple on average, lie one after another,
-// and each holds the id beside everything Decide reads about the subject
-// (its global roles and its memberships with their roles). That is one miss
-// to memory, where an index of slots pointing at records costs two, and a
-// map of ids to records holding spans of shared pools cost five.
+// Subjects live in one byte arena, a record each, and are found by id
+// through an open-addressed index whose slots point straight at the
+// records. At a million subjects nothing of this fits a cache, so a
+// decision costs what it touches: the index slot, then the record, which
+// holds the id beside everything Decide reads about the subject (its global
+// roles and its memberships with their roles), in one or two adjacent cache
+// lines. A map of ids to record indexes, records holding spans of shared
+// pools, cost five cache misses a decision where this costs two.
 //
 // A record, every number a little-endian uint32 and offsets relative to the
 // record's start:
@@ -29,68 +27,72 @@ import (
 //	membership count, memberships: (organization index, roles offset), sorted
 //	each membership's roles: count, sorted role indexes
 //	at the groups offset: SSO group count, groups (interned attributes)
-//
-// The record ends with its groups: the next record of the bucket follows.
 
-// subjectIndex is the directory: bucket b's records lie in the arena from
-// dir[b] to dir[b+1]; an id's bucket is the top bits of its hash.
+// subjectIndex finds a subject's record by its id. A slot is a record's
+// offset plus one (0: empty) beside 32 bits of the id's hash; the slot's
+// position is taken from the same bits, so the table grows without hashing
+// again. Slots are probed linearly and at most 80% full.
 type subjectIndex struct {
 	seed  maphash.Seed
-	shift uint // 64 - log2(the number of buckets)
-	dir   []uint32
+	mask  uint64
+	used  int
+	slots []uint64 // hash<<32 | offset+1
 }
 
-// perBucket is the number of subjects a bucket holds on average, at most:
-// fewer make a larger directory (4 bytes a bucket) that caches worse, more
-// a longer bucket to read.
-const perBucket = 2
+// newSubjectIndex sizes an index for n subjects.
+func newSubjectIndex(n int) subjectIndex {
+	return subjectIndex{seed: maphash.MakeSeed(), slots: make([]uint64, indexSize(n)), mask: indexSize(n) - 1}
+}
 
-func (x *subjectIndex) bucket(id string) uint64 { return maphash.String(x.seed, id) >> x.shift }
-
-// bucketBytes is bucket of the id in b, equal to bucket(string(b)).
-func (x *subjectIndex) bucketBytes(id []byte) uint64 { return maphash.Bytes(x.seed, id) >> x.shift }
-
-// layout moves the records of s.subjects (in ascending offsets, as
-// appendRecord wrote them) into bucket order, in a new arena, and builds the
-// directory. It returns the index of a subject whose id an earlier subject
-// has, or -1.
-func (s *Snapshot) layout() int {
-	n := len(s.subjects)
-	buckets := 1
-	for buckets*perBucket < n {
-		buckets *= 2
+func indexSize(n int) uint64 {
+	size := uint64(8)
+	if want := uint64(n) + uint64(n)/4 + 1; want > size {
+		size = 1 << bits.Len64(want-1)
 	}
-	x := subjectIndex{seed: maphash.MakeSeed(), shift: uint(64 - bits.TrailingZeros(uint(buckets)))}
-	size := func(i int) uint32 {
-		if i+1 < n {
-			return s.subjects[i+1] - s.subjects[i]
+	return size
+}
+
+func (x *subjectIndex) hash(id string) uint64 { return maphash.String(x.seed, id) >> 32 }
+
+// hashBytes is hash of the id in b, equal to hash(string(b)).
+func (x *subjectIndex) hashBytes(b []byte) uint64 { return maphash.Bytes(x.seed, b) >> 32 }
+
+// add records the record at off under its id and returns -1, or, recording
+// nothing, returns the offset of the record that has the id already.
+func (x *subjectIndex) add(s *Snapshot, off uint32) int64 {
+	if x.used+1 > len(x.slots)/5*4 {
+		x.grow()
+	}
+	id := s.idBytes(off)
+	tag := x.hashBytes(id)
+	for p := tag & x.mask; ; p = (p + 1) & x.mask {
+		slot := x.slots[p]
+		if slot == 0 {
+			x.slots[p] = tag<<32 | (uint64(off) + 1)
+			x.used++
+			return -1
 		}
-		return uint32(len(s.arena)) - s.subjects[i]
-	}
-	x.dir = make([]uint32, buckets+1)
-	for i, off := range s.subjects {
-		x.dir[x.bucketBytes(s.idBytes(off))+1] += size(i)
-	}
-	for b := 1; b <= buckets; b++ {
-		x.dir[b] += x.dir[b-1]
-	}
-	next := slices.Clone(x.dir[:buckets]) // where each bucket's next record goes
-	laid := &Snapshot{arena: make([]byte, len(s.arena))}
-	for i, off := range s.subjects {
-		id := s.idBytes(off)
-		b := x.bucketBytes(id)
-		for at := x.dir[b]; at < next[b]; at = laid.recordEnd(at) {
-			if bytes.Equal(laid.idBytes(at), id) {
-				return i
-			}
+		if slot>>32 == tag && bytes.Equal(s.idBytes(uint32(slot)-1), id) {
+			return int64(uint32(slot) - 1)
 		}
-		sz := size(i)
-		copy(laid.arena[next[b]:], s.arena[off:off+sz])
-		s.subjects[i] = next[b]
-		next[b] += sz
 	}
-	s.arena, s.subjectIdx = laid.arena, x
-	return -1
+}
+
+// grow doubles the table.
+func (x *subjectIndex) grow() {
+	old := x.slots
+	x.slots = make([]uint64, 2*len(old))
+	x.mask = uint64(len(x.slots)) - 1
+	for _, slot := range old {
+		if slot == 0 {
+			continue
+		}
+		p := slot >> 32 & x.mask
+		for x.slots[p] != 0 {
+			p = (p + 1) & x.mask
+		}
+		x.slots[p] = slot
+	}
 }
 
 // findSubject returns the offset of the record of the subject with id.
@@ -105,19 +107,18 @@ func (s *Snapshot) findSubject(id string) (uint32, bool) {
 		return 0, false
 	}
 	x := &s.subjectIdx
-	b := x.bucket(id)
-	for off, end := x.dir[b], x.dir[b+1]; off < end; off = s.recordEnd(off) {
-		if s.hasID(off, id) {
-			return off, true
+	tag := x.hash(id)
+	for p := tag & x.mask; ; p = (p + 1) & x.mask {
+		slot := x.slots[p]
+		if slot == 0 {
+			return 0, false
+		}
+		if slot>>32 == tag {
+			if off := uint32(slot) - 1; s.hasID(off, id) {
+				return off, true
+			}
 		}
 	}
-	return 0, false
-}
-
-// recordEnd returns the offset after the record at off.
-func (s *Snapshot) recordEnd(off uint32) uint32 {
-	at := off + s.word(off+4+s.word(off)+8)
-	return at + 4 + 4*s.word(at)
 }
 
 // smallSubjects is the number of subjects up to which a lookup compares ids
@@ -288,60 +289,6 @@ func decodeRoles(l []int32, enc []byte) []int32 {
 		l = append(l, role(enc, i))
 	}
 	return l
-}
-
-// idSet finds the subjects read so far by id, while a document is read:
-// the builder reports a repeated id where it is met, naming the first. It is
-// an open-addressed table of record offsets plus one (0: empty) beside 32
-// bits of the id's hash; the slot's position is taken from the same bits,
-// so the table doubles without hashing again. Slots are probed linearly and
-// at most 80% full.
-type idSet struct {
-	seed  maphash.Seed
-	mask  uint64
-	used  int
-	slots []uint64 // hash<<32 | offset+1
-}
-
-func newIDSet() idSet { return idSet{seed: maphash.MakeSeed(), mask: 7, slots: make([]uint64, 8)} }
-
-// add records the record of s at off under its id and returns -1, or,
-// recording nothing, returns the offset of the record that has the id
-// already.
-func (x *idSet) add(s *Snapshot, off uint32) int64 {
-	if x.used+1 > len(x.slots)/5*4 {
-		x.grow()
-	}
-	id := s.idBytes(off)
-	tag := maphash.Bytes(x.seed, id) >> 32
-	for p := tag & x.mask; ; p = (p + 1) & x.mask {
-		slot := x.slots[p]
-		if slot == 0 {
-			x.slots[p] = tag<<32 | (uint64(off) + 1)
-			x.used++
-			return -1
-		}
-		if slot>>32 == tag && bytes.Equal(s.idBytes(uint32(slot)-1), id) {
-			return int64(uint32(slot) - 1)
-		}
-	}
-}
-
-// grow doubles the table.
-func (x *idSet) grow() {
-	old := x.slots
-	x.slots = make([]uint64, 2*len(old))
-	x.mask = uint64(len(x.slots)) - 1
-	for _, slot := range old {
-		if slot == 0 {
-			continue
-		}
-		p := slot >> 32 & x.mask
-		for x.slots[p] != 0 {
-			p = (p + 1) & x.mask
-		}
-		x.slots[p] = slot
-	}
 }
 
 // subjectIndexOf returns the position in the document of the record at off.
