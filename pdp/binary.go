@@ -290,13 +290,14 @@ func (s *Snapshot) readSubjects(r *reader, data []byte, nroles, nattrs int) {
 		}
 		off, ok := appendRecord(s, id, &rec)
 		if !ok {
-			r.fail("subjects outgrow a snapshot")
+			r.fail("a subject's record is larger than 16 MiB, or the subjects outgrow 4 GiB")
 			break
 		}
 		if r.err == nil && s.subjectIdx.add(s, off) >= 0 {
 			r.fail("duplicate subject %q", id)
 		}
 	}
+	s.trimArena()
 }
 
 // SnapshotVersion is the binary snapshot format this package writes and

@@ -263,7 +263,7 @@ func (b *builder) subject(i int, sd *subjectDoc) {
 	}
 	off, ok := appendRecord(b.s, sd.ID, r)
 	if !ok {
-		b.ps.add(&ip, "the policy's subjects outgrow what one snapshot holds (4 GiB)")
+		b.ps.add(&ip, "the subject's record is larger than 16 MiB, or the subjects outgrow what one snapshot holds (4 GiB)")
 		return
 	}
 	if checkID(&b.ps, &ip, sd.ID) {
@@ -341,6 +341,7 @@ func (b *builder) finish(structural *problems) (*Snapshot, error) {
 	s := b.s
 	s.counts = Counts{Resources: len(s.resources), Roles: len(s.roles), Organizations: len(s.orgs), Subjects: len(s.subjects)}
 	s.attrs = b.intern.values
+	s.trimArena()
 	return s, nil
 }
 

@@ -27,8 +27,8 @@ type Snapshot struct {
 	orgs   []organization
 
 	subjectIdx subjectIndex
-	subjects   []uint32 // each subject's record in arena, in document order
-	arena      []byte   // the subjects' records: see subjects.go
+	subjects   []uint32 // each subject's record in the arena, in document order
+	chunks     [][]byte // the arena of the subjects' records: see subjects.go
 	attrs      []string // interned attribute values: email domains, SSO connections and groups
 }
 

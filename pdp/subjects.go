@@ -8,7 +8,7 @@ import (
 	"slices"
 )
 
-// Subjects live in one byte arena, a record each, and are found by id
+// Subjects live in a byte arena, a record each, and are found by id
 // through an open-addressed index whose slots point straight at the
 // records. At a million subjects nothing of this fits a cache, so a
 // decision costs what it touches: the index slot, then the record, which
@@ -125,16 +125,38 @@ func (s *Snapshot) findSubject(id string) (uint32, bool) {
 // in turn instead of hashing.
 const smallSubjects = 8
 
+// The arena is a list of chunks, so that it grows without copying what it
+// holds (a copy would leave the old arena behind as garbage, twice the new
+// one's size in all): an offset is a chunk's index in its top bits and a
+// position in the chunk below. A record never spans two chunks, so offsets
+// within one add as numbers do.
+const (
+	chunkBits  = 24
+	chunkMax   = 1 << chunkBits // the largest chunk, and record
+	chunkMask  = chunkMax - 1
+	maxChunks  = 1 << (32 - chunkBits)
+	firstChunk = 64 << 10
+)
+
 // word reads the arena's number at off.
-func (s *Snapshot) word(off uint32) uint32 { return binary.LittleEndian.Uint32(s.arena[off:]) }
+func (s *Snapshot) word(off uint32) uint32 {
+	return binary.LittleEndian.Uint32(s.chunks[off>>chunkBits][off&chunkMask:])
+}
 
 // nums returns the n numbers at off, still encoded.
-func (s *Snapshot) nums(off, n uint32) []byte { return s.arena[off : off+4*n] }
+func (s *Snapshot) nums(off, n uint32) []byte {
+	at := off & chunkMask
+	return s.chunks[off>>chunkBits][at : at+4*n]
+}
 
 // recordID is the id of the record at off, copied.
 func (s *Snapshot) recordID(off uint32) string { return string(s.idBytes(off)) }
 
-func (s *Snapshot) idBytes(off uint32) []byte { return s.arena[off+4 : off+4+s.word(off)] }
+func (s *Snapshot) idBytes(off uint32) []byte {
+	c, at := s.chunks[off>>chunkBits], off&chunkMask
+	n := binary.LittleEndian.Uint32(c[at:])
+	return c[at+4 : at+4+n]
+}
 
 // hasID reports whether the record at off has id, allocating nothing.
 func (s *Snapshot) hasID(off uint32, id string) bool { return string(s.idBytes(off)) == id }
@@ -201,9 +223,6 @@ func (s *Snapshot) rolesIn(sub subject, org int32) ([]byte, bool) {
 // role returns role index i of encoded roles.
 func role(roles []byte, i int) int32 { return int32(binary.LittleEndian.Uint32(roles[4*i:])) }
 
-// recordSize bounds the arena: offsets are 32 bits.
-const maxArena = 1<<32 - 2
-
 // record is a subject's parts, but its id, before they are written to the
 // arena.
 type record struct {
@@ -220,23 +239,32 @@ type memberRecord struct {
 }
 
 // appendRecord writes the record of subject id at the end of the arena,
-// returning its offset, or false when the arena would outgrow its 32-bit
-// offsets.
+// returning its offset, or false when the record is larger than a chunk or
+// the arena would outgrow its 32-bit offsets.
 func appendRecord[ID string | []byte](s *Snapshot, id ID, r *record) (uint32, bool) {
 	size := 4 + len(id) + 12 + 4 + 4*len(r.global) + 4 + 8*len(r.members) + 4 + 4*len(r.groups)
 	for _, m := range r.members {
 		size += 4 + 4*len(m.roles)
 	}
-	off := len(s.arena)
-	if off+size > maxArena {
+	if size > chunkMax {
 		return 0, false
 	}
-	if cap(s.arena)-off < size {
-		// Doubling, where append would grow a large arena by a quarter at a
-		// time and leave four times its size behind as garbage.
-		s.arena = slices.Grow(s.arena, max(size, cap(s.arena)))
+	n := len(s.chunks)
+	if n == 0 || cap(s.chunks[n-1])-len(s.chunks[n-1]) < size {
+		if n == maxChunks {
+			return 0, false
+		}
+		// Chunks double up to their largest size: small policies stay small.
+		next := firstChunk
+		if n > 0 {
+			next = min(2*cap(s.chunks[n-1]), chunkMax)
+		}
+		s.chunks = append(s.chunks, make([]byte, 0, max(next, size)))
+		n++
 	}
-	a := s.arena
+	a := s.chunks[n-1]
+	pos := len(a)
+	off := uint32(n-1)<<chunkBits | uint32(pos)
 	u32 := func(v uint32) { a = binary.LittleEndian.AppendUint32(a, v) }
 	i32s := func(l []int32) {
 		u32(uint32(len(l)))
@@ -252,7 +280,7 @@ func appendRecord[ID string | []byte](s *Snapshot, id ID, r *record) (uint32, bo
 	u32(groupsAt)
 	i32s(r.global)
 	u32(uint32(len(r.members)))
-	rolesAt := uint32(len(a)-off) + 8*uint32(len(r.members))
+	rolesAt := uint32(len(a)-pos) + 8*uint32(len(r.members))
 	for _, m := range r.members {
 		u32(uint32(m.org))
 		u32(rolesAt)
@@ -262,9 +290,19 @@ func appendRecord[ID string | []byte](s *Snapshot, id ID, r *record) (uint32, bo
 		i32s(m.roles)
 	}
 	i32s(r.groups)
-	s.arena = a
-	s.subjects = append(s.subjects, uint32(off))
-	return uint32(off), true
+	s.chunks[n-1] = a
+	s.subjects = append(s.subjects, off)
+	return off, true
+}
+
+// trimArena gives back what the last chunk has to spare, once every record
+// is written.
+func (s *Snapshot) trimArena() {
+	if n := len(s.chunks); n > 0 {
+		if last := s.chunks[n-1]; cap(last)-len(last) > len(last)/8 {
+			s.chunks[n-1] = slices.Clip(slices.Clone(last))
+		}
+	}
 }
 
 // recordOf reads the record at off back into r, reusing its slices, all but

@@ -1,6 +1,7 @@
 package policyfile
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,9 @@ import (
 )
 
 // FuzzPolicy: no document makes the parser, validator or compiler panic; a
-// document that validates always compiles; and the compiled snapshot decides
+// document that validates always compiles, as read (Build) to the very
+// snapshot its Policy compiles to, and with the same problems when it does
+// not; and the compiled snapshot decides
 // exactly as a naive reference evaluator written from docs/DESIGN.md's rules, on
 // checks drawn from the document's own ids.
 func FuzzPolicy(f *testing.F) {
@@ -29,19 +32,35 @@ func FuzzPolicy(f *testing.F) {
 		if yaml {
 			format = YAML
 		}
+		// The document compiled as it is read (Build) and its Policy
+		// compiled agree: on the error, to the byte, or on the snapshot.
+		read, readErr := Compile(data, format)
 		p, err := Parse(data, format)
 		if err != nil {
+			if readErr == nil || readErr.Error() != err.Error() {
+				t.Fatalf("Parse: %v\nCompile: %v", err, readErr)
+			}
 			return
 		}
 		if p.Validate() != nil {
 			if _, err := pdp.Compile(p); err == nil {
 				t.Fatal("an invalid policy compiled")
 			}
-			return
 		}
 		snap, err := pdp.Compile(p)
 		if err != nil {
-			t.Fatalf("a valid policy does not compile: %v", err)
+			if readErr == nil || readErr.Error() != err.Error() {
+				t.Fatalf("pdp.Compile: %v\nCompile: %v", err, readErr)
+			}
+			return
+		}
+		if readErr != nil {
+			t.Fatalf("the policy compiles, the document as read does not: %v", readErr)
+		}
+		a, _ := snap.MarshalBinary()
+		b, _ := read.MarshalBinary()
+		if !bytes.Equal(a, b) {
+			t.Fatal("the document as read and its Policy compile to different snapshots")
 		}
 		for _, q := range queriesOf(p) {
 			got := snap.Decide(q)
