@@ -18,7 +18,8 @@ var ErrBadSnapshot = errors.New("invalid binary snapshot")
 // the cache keeps it beside the document so that a restart with a very large
 // policy answers within moments.
 func (s *Snapshot) MarshalBinary() ([]byte, error) {
-	w := &writer{buf: append([]byte(nil), snapshotMagic...)}
+	w := &writer{buf: make([]byte, 0, s.binarySizeHint())}
+	w.buf = append(w.buf, snapshotMagic...)
 	w.str(s.revision)
 	w.uint(uint64(s.counts.Resources))
 	w.uint(uint64(s.counts.Roles))
@@ -59,6 +60,35 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	}
 	s.writeSubjects(w)
 	return w.buf, nil
+}
+
+// binarySizeHint is the size of the binary form, or a little over: the
+// subjects, nearly all of it at scale, counted exactly by a dry run of
+// writeSubjects, the rest estimated. Growing a buffer of tens of megabytes
+// by appending would leave four times its size behind as garbage.
+func (s *Snapshot) binarySizeHint() int {
+	w := &writer{counting: true}
+	s.writeSubjects(w)
+	n := w.n + 64 + len(s.revision) + 8*len(s.bits)
+	for _, r := range s.resources {
+		n += 2*binary.MaxVarintLen32 + len(r.id)
+	}
+	for _, p := range s.perms {
+		n += binary.MaxVarintLen32 + len(p.Action)
+	}
+	for _, id := range s.roles {
+		n += binary.MaxVarintLen32 + len(id)
+	}
+	for _, o := range s.orgs {
+		n += 2*binary.MaxVarintLen32 + len(o.id) + binary.MaxVarintLen32*len(o.defaults)
+		for _, r := range o.implicit {
+			n += binary.MaxVarintLen32 * (4 + len(r.roles))
+		}
+	}
+	for _, a := range s.attrs {
+		n += binary.MaxVarintLen32 + len(a)
+	}
+	return n
 }
 
 // writeSubjects writes the subjects as format version 1 lays them out: the
@@ -113,7 +143,7 @@ func (s *Snapshot) writeSubjects(w *writer) {
 		sub := s.subjectAt(off)
 		id := s.idBytes(off)
 		w.uint(uint64(len(id)))
-		w.buf = append(w.buf, id...)
+		w.bytes(id)
 		w.int(int64(s.emailDomainOf(sub)))
 		w.int(int64(s.ssoConnectionOf(sub)))
 		groups, global, members := uint32(len(s.groupsOf(sub))/4), uint32(len(s.globalRoles(sub))/4), s.memberships(sub)
@@ -336,12 +366,46 @@ func sorted(l []int32) bool {
 // span is a run of one of format version 1's pools.
 type span struct{ off, n uint32 }
 
-type writer struct{ buf []byte }
 
-func (w *writer) uint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
-func (w *writer) int(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
+// writer appends the binary form to buf, or only counts its bytes in n.
+type writer struct {
+	buf      []byte
+	counting bool
+	n        int
+}
+
+var varintBuf [binary.MaxVarintLen64]byte
+
+func (w *writer) uint(v uint64) {
+	if w.counting {
+		w.n += binary.PutUvarint(varintBuf[:], v)
+		return
+	}
+	w.buf = binary.AppendUvarint(w.buf, v)
+}
+
+func (w *writer) int(v int64) {
+	if w.counting {
+		w.n += binary.PutVarint(varintBuf[:], v)
+		return
+	}
+	w.buf = binary.AppendVarint(w.buf, v)
+}
+
+func (w *writer) bytes(b []byte) {
+	if w.counting {
+		w.n += len(b)
+		return
+	}
+	w.buf = append(w.buf, b...)
+}
+
 func (w *writer) str(s string) {
 	w.uint(uint64(len(s)))
+	if w.counting {
+		w.n += len(s)
+		return
+	}
 	w.buf = append(w.buf, s...)
 }
 func (w *writer) int32s(l []int32) {

@@ -136,3 +136,21 @@ func FuzzUnmarshalSnapshot(f *testing.F) {
 		snap.DecideRoles([]string{"admin"}, "document", "create")
 	})
 }
+
+// The binary form fits the buffer MarshalBinary sizes for it, so that
+// marshalling a large policy does not grow a buffer of tens of megabytes.
+func TestMarshalBinaryFitsItsBuffer(t *testing.T) {
+	for _, n := range []int{0, 5, 3000} {
+		snap, err := pdp.Compile(policygen.Generate(policygen.Options{Seed: 9, Subjects: n, Orgs: 7, Roles: 12, MembershipsPerSubject: 3}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := snap.MarshalBinary()
+		if cap(data) > 2*len(data)+4096 || len(data) > cap(data) {
+			t.Errorf("%d subjects: %d bytes in a buffer of %d", n, len(data), cap(data))
+		}
+		if allocs := testing.AllocsPerRun(3, func() { _, _ = snap.MarshalBinary() }); allocs > 1 {
+			t.Errorf("%d subjects: MarshalBinary allocates %.0f times; want once", n, allocs)
+		}
+	}
+}

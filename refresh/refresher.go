@@ -448,6 +448,22 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
 	defer r.checkStale()
+	var large bool
+	err := r.fetchAndInstall(ctx, wait, &large)
+	if large {
+		// A large document was installed: it, the marshalled snapshot, the
+		// old policy and what reading them left are garbage now. Give the
+		// memory back at once rather than as the scavenger gets to it;
+		// here, where nothing refers to the document any more, or the
+		// collection would keep it.
+		debug.FreeOSMemory()
+	}
+	return err
+}
+
+// fetchAndInstall is refresh under fetchMu. It sets returnMemory when it
+// installed a large document.
+func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, returnMemory *bool) error {
 	r.retryUnsaved()
 	r.mu.Lock()
 	etag := r.status.ETag
@@ -520,6 +536,9 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		return r.fail(now, err)
 	}
 	decoded := time.Now()
+	// Persist first, then serve: a policy served and then lost in a crash
+	// would come back older after a restart, an access it revoked granted
+	// again.
 	if r.cfg.Cache != nil {
 		rec := cache.PolicyRecord{
 			Document:  doc.Data,
@@ -570,11 +589,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 	r.mu.Lock()
 	r.status.AttemptsLoaded++
 	r.mu.Unlock()
-	if len(doc.Data) >= largeDocument {
-		// Compiling a large document left gigabytes of garbage; give the
-		// memory back now rather than as the scavenger gets to it.
-		debug.FreeOSMemory()
-	}
+	large := len(doc.Data) >= largeDocument
 	args := []any{"revision", l.snap.Revision(), "etag", doc.ETag, "format", l.format,
 		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
 		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects,
@@ -586,6 +601,7 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 		args = append(args, "signing_key", l.keyID, "verified", l.verified)
 	}
 	r.log.Info("policy loaded", args...)
+	*returnMemory = large
 	return nil
 }
 
