@@ -49,21 +49,57 @@ type PolicyRecord struct {
 	// optional: it lets a restart skip compiling a very large document.
 	// Saved and loaded with the document, under a digest of its own.
 	Snapshot []byte
+	// Staged is the document written by StageDocument, for SavePolicy to
+	// name; Document may then be nil. SavePolicy ignores it on load.
+	Staged *StagedDocument
+}
+
+// StagedDocument is a large document written to its file ahead of the
+// SavePolicy that names it.
+type StagedDocument struct {
+	file string
+	sum  [sha256.Size]byte
+}
+
+// StageDocument writes a document of LargeDocument bytes or more to its
+// file, synced, ahead of SavePolicy: a caller can write it while it compiles
+// the document, and let the bytes go before it marshals and stores the
+// compiled snapshot, the moment a refresh holds the most. A smaller document
+// is not staged (nil, nil): SavePolicy stores it in its transaction. A
+// staged file that no SavePolicy names is removed by the next one.
+func (c *Cache) StageDocument(doc []byte) (*StagedDocument, error) {
+	if len(doc) < LargeDocument {
+		return nil, nil
+	}
+	sum := sha256.Sum256(doc)
+	file, err := c.writeDocumentFile(sum, doc)
+	if err != nil {
+		return nil, fmt.Errorf("cache: stage policy document beside %s: %w", c.path, err)
+	}
+	return &StagedDocument{file: file, sum: sum}, nil
 }
 
 // SavePolicy replaces the stored policy record with r, document and
 // metadata in one transaction. An empty document is refused with
-// [ErrEmptyDocument] and the stored record is kept.
+// [ErrEmptyDocument] and the stored record is kept. A document staged by
+// StageDocument is named rather than written.
 func (c *Cache) SavePolicy(r PolicyRecord) error {
-	if len(r.Document) == 0 {
+	var (
+		sum  [sha256.Size]byte
+		file string
+	)
+	switch {
+	case r.Staged != nil:
+		sum, file = r.Staged.sum, r.Staged.file
+	case len(r.Document) == 0:
 		return fmt.Errorf("cache: save policy to %s: %w", c.path, ErrEmptyDocument)
-	}
-	sum := sha256.Sum256(r.Document)
-	var file string
-	if len(r.Document) >= LargeDocument {
-		var err error
-		if file, err = c.writeDocumentFile(sum, r.Document); err != nil {
-			return fmt.Errorf("cache: save policy to %s: %w", c.path, err)
+	default:
+		sum = sha256.Sum256(r.Document)
+		if len(r.Document) >= LargeDocument {
+			var err error
+			if file, err = c.writeDocumentFile(sum, r.Document); err != nil {
+				return fmt.Errorf("cache: save policy to %s: %w", c.path, err)
+			}
 		}
 	}
 	err := c.db.Update(func(tx *bolt.Tx) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	gosync "sync"
 	"time"
@@ -529,7 +530,22 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), ahead.Round(time.Second)))
 		}
 	}
+	size := len(doc.Data)
+	// A large document is written to the cache while it is read, on the
+	// other core: the disk's time hides behind the compile's, and the
+	// document's bytes can go before the snapshot is marshalled and stored.
+	var staged chan stagedDocument
+	if r.cfg.Cache != nil && size >= cache.LargeDocument {
+		staged = make(chan stagedDocument, 1)
+		go func(data []byte) {
+			st, err := r.cfg.Cache.StageDocument(data)
+			staged <- stagedDocument{st, err}
+		}(doc.Data)
+	}
 	if err := r.decode(&l); err != nil {
+		if staged != nil {
+			<-staged // unnamed, the file goes at the next save
+		}
 		r.mu.Lock()
 		r.rejected = doc.ETag
 		r.mu.Unlock()
@@ -547,6 +563,20 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 			ETag:      doc.ETag,
 			Source:    r.cfg.Upstream.String(),
 			FetchedAt: now.UTC(),
+		}
+		if staged != nil {
+			// On an error the save writes the document itself, and says
+			// what is wrong.
+			if st := <-staged; st.err == nil {
+				rec.Staged, rec.Document = st.doc, nil
+				if r.cfg.OnInstall == nil && size >= largeDocument {
+					// Nothing needs the bytes any more: collect them now,
+					// before the snapshot's binary form and the cache's
+					// copy of it are made.
+					doc.Data, l.doc.Data = nil, nil
+					runtime.GC()
+				}
+			}
 		}
 		// A bundle is stored as it came (its signature is checked again at
 		// a warm start); a document with its compiled snapshot beside it.
@@ -589,11 +619,11 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 	r.mu.Lock()
 	r.status.AttemptsLoaded++
 	r.mu.Unlock()
-	large := len(doc.Data) >= largeDocument
+	large := size >= largeDocument
 	args := []any{"revision", l.snap.Revision(), "etag", doc.ETag, "format", l.format,
 		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
 		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects,
-		"bytes", len(doc.Data), "decode", decoded.Sub(fetched).Round(time.Millisecond), "persist", persisted.Sub(decoded).Round(time.Millisecond)}
+		"bytes", size, "decode", decoded.Sub(fetched).Round(time.Millisecond), "persist", persisted.Sub(decoded).Round(time.Millisecond)}
 	if l.published {
 		args = append(args, "published_at", l.publishedAt, "publisher", l.publisher, "propagation_delay", delay)
 	}
@@ -603,6 +633,12 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 	r.log.Info("policy loaded", args...)
 	*returnMemory = large
 	return nil
+}
+
+// stagedDocument is what Cache.StageDocument returned.
+type stagedDocument struct {
+	doc *cache.StagedDocument
+	err error
 }
 
 // install serves l and records it.
