@@ -155,7 +155,7 @@ func (b *builder) resource(i int, r *Resource) {
 	if first {
 		b.actions[strings.Clone(r.ID)] = defined
 	}
-	b.resources = append(b.resources, Resource{ID: strings.Clone(r.ID), Actions: cloneStrings(r.Actions)})
+	b.resources = append(b.resources, cloneResource(r))
 }
 
 func (b *builder) role(i int, r *Role) {
@@ -177,27 +177,14 @@ func (b *builder) role(i int, r *Role) {
 	dp := p.field("description")
 	checkText(&b.ps, &dp, r.Description, maxTextLen)
 	pp := p.field("permissions")
-	role := Role{ID: strings.Clone(r.ID)}
 	for j, g := range r.Permissions {
 		gp := pp.at(j)
 		b.checkGrant(&gp, g)
-		role.Permissions = append(role.Permissions, Grant{Resource: strings.Clone(g.Resource), Actions: cloneStrings(g.Actions)})
 	}
-	b.roles = append(b.roles, role)
+	b.roles = append(b.roles, cloneRole(r))
 }
 
-func (b *builder) organization(i int, o *Organization) {
-	org := Organization{ID: strings.Clone(o.ID), Name: o.Name, Description: o.Description, DefaultRoles: cloneStrings(o.DefaultRoles)}
-	for _, r := range o.ImplicitRoles {
-		org.ImplicitRoles = append(org.ImplicitRoles, ImplicitRule{
-			EmailDomain:   strings.Clone(r.EmailDomain),
-			SSOConnection: strings.Clone(r.SSOConnection),
-			SSOGroup:      strings.Clone(r.SSOGroup),
-			Roles:         cloneStrings(r.Roles),
-		})
-	}
-	b.orgs = append(b.orgs, org)
-}
+func (b *builder) organization(_ int, o *Organization) { b.orgs = append(b.orgs, cloneOrganization(o)) }
 
 // end checks what needs a whole list, and compiles it when the policy is
 // valid so far.

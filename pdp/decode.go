@@ -41,22 +41,28 @@ type collector struct{ p *Policy }
 func (c *collector) revision(rev string) { c.p.Revision = strings.Clone(rev) }
 
 func (c *collector) resource(_ int, r *Resource) {
-	c.p.Resources = append(c.p.Resources, Resource{
-		ID:          strings.Clone(r.ID),
-		Description: strings.Clone(r.Description),
-		Actions:     cloneStrings(r.Actions),
-	})
+	c.p.Resources = append(c.p.Resources, cloneResource(r))
+}
+func (c *collector) role(_ int, r *Role) { c.p.Roles = append(c.p.Roles, cloneRole(r)) }
+func (c *collector) organization(_ int, o *Organization) {
+	c.p.Organizations = append(c.p.Organizations, cloneOrganization(o))
 }
 
-func (c *collector) role(_ int, r *Role) {
+// cloneResource, cloneRole and cloneOrganization copy an entity a sink keeps,
+// strings included: a Source's may share memory with the document.
+func cloneResource(r *Resource) Resource {
+	return Resource{ID: strings.Clone(r.ID), Description: strings.Clone(r.Description), Actions: cloneStrings(r.Actions)}
+}
+
+func cloneRole(r *Role) Role {
 	role := Role{ID: strings.Clone(r.ID), Type: RoleType(strings.Clone(string(r.Type))), Description: strings.Clone(r.Description)}
 	for _, g := range r.Permissions {
 		role.Permissions = append(role.Permissions, Grant{Resource: strings.Clone(g.Resource), Actions: cloneStrings(g.Actions)})
 	}
-	c.p.Roles = append(c.p.Roles, role)
+	return role
 }
 
-func (c *collector) organization(_ int, o *Organization) {
+func cloneOrganization(o *Organization) Organization {
 	org := Organization{
 		ID:           strings.Clone(o.ID),
 		Name:         strings.Clone(o.Name),
@@ -71,7 +77,7 @@ func (c *collector) organization(_ int, o *Organization) {
 			Roles:         cloneStrings(r.Roles),
 		})
 	}
-	c.p.Organizations = append(c.p.Organizations, org)
+	return org
 }
 
 func (c *collector) subject(_ int, s *subjectDoc) {
