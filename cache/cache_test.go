@@ -679,3 +679,44 @@ func TestLargeDocumentOrphanFile(t *testing.T) {
 		t.Fatalf("files after a save: %v, want only the new document", files)
 	}
 }
+
+// A document staged ahead of its save is named, not written again, and
+// loads as if saved whole; a staged one no save named goes at the next
+// save; a small one is not staged.
+func TestStagedDocument(t *testing.T) {
+	c := openTest(t, tempPath(t))
+	rec := largePolicy("r1")
+	st, err := c.StageDocument(rec.Document, sha256.Sum256(rec.Document))
+	if err != nil || st == nil {
+		t.Fatalf("StageDocument = %v, %v", st, err)
+	}
+	if files := documentFiles(t, c); len(files) != 1 {
+		t.Fatalf("files after staging: %v, want the staged document", files)
+	}
+	staged := rec
+	staged.Document, staged.Staged = nil, st
+	if err := c.SavePolicy(staged); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := mustLoadPolicy(t, c)
+	if !ok {
+		t.Fatal("nothing loaded")
+	}
+	assertPolicy(t, got, rec)
+
+	// Staged, then never saved: the next save removes it.
+	unnamed := largePolicy("r2")
+	if _, err := c.StageDocument(unnamed.Document, sha256.Sum256(unnamed.Document)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SavePolicy(largePolicy("r3")); err != nil {
+		t.Fatal(err)
+	}
+	if files := documentFiles(t, c); len(files) != 1 {
+		t.Fatalf("files after the next save: %v, want only its document", files)
+	}
+	small := samplePolicy("r4")
+	if st, err := c.StageDocument(small.Document, sha256.Sum256(small.Document)); st != nil || err != nil {
+		t.Errorf("StageDocument of a small document = %v, %v; want nothing staged", st, err)
+	}
+}

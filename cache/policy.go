@@ -64,14 +64,15 @@ type StagedDocument struct {
 // StageDocument writes a document of LargeDocument bytes or more to its
 // file, synced, ahead of SavePolicy: a caller can write it while it compiles
 // the document, and let the bytes go before it marshals and stores the
-// compiled snapshot, the moment a refresh holds the most. A smaller document
-// is not staged (nil, nil): SavePolicy stores it in its transaction. A
-// staged file that no SavePolicy names is removed by the next one.
-func (c *Cache) StageDocument(doc []byte) (*StagedDocument, error) {
+// compiled snapshot, the moment a refresh holds the most. sum is the
+// document's SHA-256, which the caller has at hand: hashing a hundred
+// megabytes again costs a third of a second. A smaller document is not
+// staged (nil, nil): SavePolicy stores it in its transaction. A staged file
+// that no SavePolicy names is removed by the next one.
+func (c *Cache) StageDocument(doc []byte, sum [sha256.Size]byte) (*StagedDocument, error) {
 	if len(doc) < LargeDocument {
 		return nil, nil
 	}
-	sum := sha256.Sum256(doc)
 	file, err := c.writeDocumentFile(sum, doc)
 	if err != nil {
 		return nil, fmt.Errorf("cache: stage policy document beside %s: %w", c.path, err)

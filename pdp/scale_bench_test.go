@@ -2,6 +2,7 @@ package pdp_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -89,3 +90,27 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemoryLatency chases pointers at random through a region the size
+// of a large snapshot's index and arena: the cost of one read that misses
+// every cache on this machine, which bounds what a decision at a million
+// subjects can cost (a lookup reads the index's slot, then the record).
+func BenchmarkMemoryLatency(b *testing.B) {
+	for _, mb := range []int{1, 16, 96} {
+		b.Run(fmt.Sprintf("MB=%d", mb), func(b *testing.B) {
+			lines := mb << 20 / 64
+			next := make([]uint32, lines*16) // one number a cache line
+			perm := rand.Perm(lines)
+			for i, l := range perm {
+				next[l*16] = uint32(perm[(i+1)%lines] * 16)
+			}
+			p := uint32(0)
+			for b.Loop() {
+				p = next[p]
+			}
+			sink = p
+		})
+	}
+}
+
+var sink uint32

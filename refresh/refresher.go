@@ -537,10 +537,13 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 	var staged chan stagedDocument
 	if r.cfg.Cache != nil && size >= cache.LargeDocument {
 		staged = make(chan stagedDocument, 1)
-		go func(data []byte) {
-			st, err := r.cfg.Cache.StageDocument(data)
+		go func(data []byte, sum [sha256.Size]byte, bundled bool) {
+			if bundled {
+				sum = sha256.Sum256(data) // l.sum is the bundle's snapshot's
+			}
+			st, err := r.cfg.Cache.StageDocument(data, sum)
 			staged <- stagedDocument{st, err}
-		}(doc.Data)
+		}(doc.Data, l.sum, l.format == FormatSnapshot)
 	}
 	if err := r.decode(&l); err != nil {
 		if staged != nil {
