@@ -149,9 +149,6 @@ func (s *Snapshot) nums(off, n uint32) []byte {
 	return s.chunks[off>>chunkBits][at : at+4*n]
 }
 
-// recordID is the id of the record at off, copied.
-func (s *Snapshot) recordID(off uint32) string { return string(s.idBytes(off)) }
-
 func (s *Snapshot) idBytes(off uint32) []byte {
 	c, at := s.chunks[off>>chunkBits], off&chunkMask
 	n := binary.LittleEndian.Uint32(c[at:])
@@ -302,22 +299,6 @@ func (s *Snapshot) trimArena() {
 		if last := s.chunks[n-1]; cap(last)-len(last) > len(last)/8 {
 			s.chunks[n-1] = slices.Clip(slices.Clone(last))
 		}
-	}
-}
-
-// recordOf reads the record at off back into r, reusing its slices, all but
-// the id.
-func (s *Snapshot) recordOf(off uint32, r *record) {
-	sub := s.subjectAt(off)
-	r.emailDomain, r.ssoConnection = s.emailDomainOf(sub), s.ssoConnectionOf(sub)
-	r.groups = decodeRoles(r.groups[:0], s.groupsOf(sub))
-	r.global = decodeRoles(r.global[:0], s.globalRoles(sub))
-	n := int(s.memberships(sub))
-	r.members = slices.Grow(r.members[:0], n)[:n]
-	for k := range n {
-		org, roles := s.membership(sub, uint32(k))
-		r.members[k].org = org
-		r.members[k].roles = decodeRoles(r.members[k].roles[:0], roles)
 	}
 }
 
