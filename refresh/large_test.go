@@ -12,6 +12,7 @@ import (
 	"github.com/rolecall/rolecall/pdp"
 	"github.com/rolecall/rolecall/policyfile"
 	"github.com/rolecall/rolecall/policygen"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/internal/refreshtest"
 )
 
@@ -93,5 +94,22 @@ func TestLargeDocumentsAreStagedWhileTheyCompile(t *testing.T) {
 	r.ref = r.refresher(t)
 	if ok, err := r.ref.WarmStart(); err != nil || !ok || r.revision() != "generated-seed2-s40000-o400-r40-m2" {
 		t.Fatalf("WarmStart = %v, %v, serving %q", ok, err, r.revision())
+	}
+}
+
+// An upstream's canonical document carries the digest of its bytes, which
+// the refresher takes instead of hashing them again, and is not modified
+// when its tag is the one asked with.
+func TestCanonicalDocumentCarriesItsDigest(t *testing.T) {
+	p := policygen.Generate(policygen.Options{Seed: 1, Subjects: 10, Orgs: 2, Roles: 4})
+	doc, err := refresh.CanonicalDocument("test", p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(doc.Data); doc.SHA256 == nil || *doc.SHA256 != sum || doc.ETag != refresh.ContentTag(doc.Data) {
+		t.Fatalf("SHA256 %x, ETag %s; the data's digest is %x", doc.SHA256, doc.ETag, sum)
+	}
+	if _, err := refresh.CanonicalDocument("test", p, doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
+		t.Errorf("the same policy again: %v, want ErrNotModified", err)
 	}
 }

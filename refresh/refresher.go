@@ -359,7 +359,11 @@ func (r *Refresher) identify(doc Document, fetchedAt time.Time) (loaded, error) 
 		if r.cfg.PublicKey != nil {
 			return loaded{}, fmt.Errorf("%w: a public key is configured (policy.public_key_file), so only snapshot bundles signed with it (key %s) are accepted; the upstream sent a %s document", bundle.ErrUnsigned, bundle.KeyID(r.cfg.PublicKey), doc.Format)
 		}
-		l.sum = sha256.Sum256(doc.Data)
+		if doc.SHA256 != nil {
+			l.sum = *doc.SHA256
+		} else {
+			l.sum = sha256.Sum256(doc.Data)
+		}
 		// A document's publish time is an unsigned header: it measures
 		// propagation, never what a later bundle is held to, and one far in
 		// the future is ignored.

@@ -40,6 +40,10 @@ type Document struct {
 	// its Rolecall-Published-At header said; zero when unknown. A bundle
 	// carries its own, which wins.
 	PublishedAt time.Time
+	// SHA256 is the digest of Data when the upstream computed it already
+	// (ContentSum), or nil: hashing a hundred megabytes again costs a fifth
+	// of a second.
+	SHA256 *[sha256.Size]byte
 }
 
 // FormatSnapshot is the Format of a published snapshot bundle
@@ -78,8 +82,15 @@ var ErrNotModified = errors.New("policy not modified")
 
 // ContentTag is the ETag of a document rolecall tags itself: its SHA-256.
 func ContentTag(data []byte) string {
+	_, tag := ContentSum(data)
+	return tag
+}
+
+// ContentSum returns the SHA-256 of data and the ContentTag that spells it,
+// for upstreams that set Document.SHA256.
+func ContentSum(data []byte) ([sha256.Size]byte, string) {
 	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return sum, "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // CanonicalDocument writes p, converted from the upstream name, as the
@@ -91,9 +102,9 @@ func CanonicalDocument(name string, p *pdp.Policy, etag string) (Document, error
 	if err != nil {
 		return Document{}, fmt.Errorf("%s: writing the canonical policy: %w", name, err)
 	}
-	tag := ContentTag(data)
+	sum, tag := ContentSum(data)
 	if tag == etag {
 		return Document{}, ErrNotModified
 	}
-	return Document{Data: data, Format: policyfile.JSON, ETag: tag}, nil
+	return Document{Data: data, Format: policyfile.JSON, ETag: tag, SHA256: &sum}, nil
 }

@@ -76,10 +76,11 @@ func (f *Upstream) Fetch(_ context.Context, etag string) (refresh.Document, erro
 	if err != nil {
 		return refresh.Document{}, err
 	}
-	if refresh.ContentTag(data) != tag {
+	sum, read := refresh.ContentSum(data)
+	if read != tag {
 		return refresh.Document{}, fmt.Errorf("%s changed while it was read; the next poll reads it again", f.path)
 	}
-	return refresh.Document{Data: data, Format: refresh.DetectFormat(f.path, data), ETag: tag}, nil
+	return refresh.Document{Data: data, Format: refresh.DetectFormat(f.path, data), ETag: tag, SHA256: &sum}, nil
 }
 
 func (f *Upstream) hash() (string, error) {

@@ -2,6 +2,8 @@ package file_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -24,6 +26,10 @@ func TestFileUpstreamTagsContent(t *testing.T) {
 	doc, err := up.Fetch(t.Context(), "")
 	if err != nil || doc.Format != "json" || string(doc.Data) != `{"revision": "j"}` {
 		t.Fatalf("Fetch = %+v, %v", doc, err)
+	}
+	// The digest the refresher takes instead of hashing again is the data's.
+	if sum := sha256.Sum256(doc.Data); doc.SHA256 == nil || *doc.SHA256 != sum || doc.ETag != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("SHA256 %x and ETag %s for data whose digest is %x", doc.SHA256, doc.ETag, sum)
 	}
 	if _, err := up.Fetch(t.Context(), doc.ETag); !errors.Is(err, refresh.ErrNotModified) {
 		t.Errorf("Fetch of the same content: err = %v, want ErrNotModified", err)
