@@ -95,7 +95,8 @@ type builder struct {
 	orgs      []Organization
 	intern    interner
 
-	rec record // reused for each subject
+	rec     record  // reused for each subject
+	lookups lookups // reused for each subject
 }
 
 type roleDef struct {
@@ -242,8 +243,9 @@ func (b *builder) subject(i int, sd *subjectDoc) {
 	p := subjectsPath.at(i)
 	ip := p.field("id")
 	r := &b.rec
+	var lk *lookups
 	if b.compiling() {
-		b.resolve(sd)
+		lk = b.resolve(sd)
 	} else {
 		r.groups, r.global, r.members = r.groups[:0], r.global[:0], r.members[:0]
 		r.emailDomain, r.ssoConnection = noAttr, noAttr
@@ -258,43 +260,63 @@ func (b *builder) subject(i int, sd *subjectDoc) {
 			b.ps.add(&ip, "duplicate subject id %q (first defined at subjects[%d])", sd.ID, b.s.subjectIndexOf(uint32(first)))
 		}
 	}
-	b.checkSubject(&p, sd)
+	b.checkSubject(&p, sd, lk)
 }
 
-// resolve turns the subject's ids into the snapshot's indexes, in b.rec.
-func (b *builder) resolve(sd *subjectDoc) {
-	r := &b.rec
+// lookups are what resolve found for a subject's references, in their
+// order, for checkSubject: each role and organization is looked up once,
+// though both compiling and checking need it.
+type lookups struct {
+	global  []roleLookup   // the subject's roles
+	orgs    []bool         // whether each membership's organization is defined
+	members [][]roleLookup // each membership's roles
+}
+
+type roleLookup struct {
+	def     roleDef
+	defined bool
+}
+
+// resolve turns the subject's ids into the snapshot's indexes, in b.rec,
+// and returns what it looked up.
+func (b *builder) resolve(sd *subjectDoc) *lookups {
+	r, lk := &b.rec, &b.lookups
 	r.emailDomain = b.intern.index(emailDomain(sd.Email))
 	r.ssoConnection = b.intern.index(sd.SSOConnection)
 	r.groups = r.groups[:0]
 	for _, g := range sd.SSOGroups {
 		r.groups = append(r.groups, b.intern.index(g))
 	}
-	r.global = b.roleSet(r.global[:0], sd.Roles)
-	n := 0
+	lk.global, r.global = b.lookupRoles(lk.global[:0], r.global[:0], sd.Roles)
+	lk.orgs = lk.orgs[:0]
+	lk.members = slices.Grow(lk.members[:0], len(sd.members))[:len(sd.members)]
 	r.members = slices.Grow(r.members[:0], len(sd.members))[:len(sd.members)]
-	for _, m := range sd.members {
-		oi, ok := b.s.orgIdx[m.org]
-		if !ok {
-			continue
-		}
+	n := 0
+	for k, m := range sd.members {
+		oi, known := b.s.orgIdx[m.org]
+		lk.orgs = append(lk.orgs, known)
 		mr := &r.members[n]
-		mr.org = oi
-		mr.roles = b.roleSet(mr.roles[:0], m.roles)
-		n++
+		lk.members[k], mr.roles = b.lookupRoles(lk.members[k][:0], mr.roles[:0], m.roles)
+		if known {
+			mr.org = oi
+			n++
+		}
 	}
 	r.members = r.members[:n]
+	return lk
 }
 
-// roleSet appends the indexes of the roles named to l, sorted and
-// distinct; names of no role are left out.
-func (b *builder) roleSet(l []int32, ids []string) []int32 {
+// lookupRoles appends what it finds of the roles named to found, and their
+// indexes to set, sorted and distinct; names of no role are left out of set.
+func (b *builder) lookupRoles(found []roleLookup, set []int32, ids []string) ([]roleLookup, []int32) {
 	for _, id := range ids {
-		if i, ok := b.roleIndex(id); ok {
-			l = append(l, i)
+		d, ok := b.roleDefs[id]
+		found = append(found, roleLookup{d, ok})
+		if ok {
+			set = append(set, d.index)
 		}
 	}
-	return roleSetOf(l)
+	return found, roleSetOf(set)
 }
 
 func (b *builder) roleIndex(id string) (int32, bool) {

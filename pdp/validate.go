@@ -45,10 +45,16 @@ func (b *builder) checkGrant(p *path, g Grant) {
 // roleRef checks a reference to a role and returns the role's type, or "" when
 // the role is unknown or has an invalid type (already reported).
 func (b *builder) roleRef(p *path, id string) RoleType {
+	d, ok := b.roleDefs[id]
+	return b.roleRefOf(p, id, roleLookup{d, ok})
+}
+
+// roleRefOf is roleRef with the role looked up already.
+func (b *builder) roleRefOf(p *path, id string, lk roleLookup) RoleType {
 	// A defined role's id was checked where it is defined: most references
 	// are to one, and a million subjects make millions of them.
-	if d, ok := b.roleDefs[id]; ok {
-		return d.typ
+	if lk.defined {
+		return lk.def.typ
 	}
 	if checkID(&b.ps, p, id) {
 		b.ps.add(p, "role %q is not defined", id)
@@ -58,7 +64,13 @@ func (b *builder) roleRef(p *path, id string) RoleType {
 
 // checkOrgRole checks a role held inside an organization.
 func (b *builder) checkOrgRole(p *path, id string) {
-	if typ := b.roleRef(p, id); typ != "" && typ != RoleOrganization {
+	d, ok := b.roleDefs[id]
+	b.checkOrgRoleOf(p, id, roleLookup{d, ok})
+}
+
+// checkOrgRoleOf is checkOrgRole with the role looked up already.
+func (b *builder) checkOrgRoleOf(p *path, id string, lk roleLookup) {
+	if typ := b.roleRefOf(p, id, lk); typ != "" && typ != RoleOrganization {
 		b.ps.add(p, "role %q is %s role; only organization roles can be held inside an organization", id, withArticle(typ))
 	}
 }
@@ -87,7 +99,16 @@ func (b *builder) checkImplicitRule(p *path, r ImplicitRule) {
 	}
 }
 
-func (b *builder) checkSubject(p *path, s *subjectDoc) {
+// checkSubject checks a subject, taking its references from lk when the
+// builder looked them up to compile them (nil: it looks them up).
+func (b *builder) checkSubject(p *path, s *subjectDoc, lk *lookups) {
+	role := func(l []roleLookup, k int, id string) roleLookup {
+		if lk != nil {
+			return l[k]
+		}
+		d, ok := b.roleDefs[id]
+		return roleLookup{d, ok}
+	}
 	typ := s.Type
 	switch typ {
 	case "", SubjectUser:
@@ -110,9 +131,13 @@ func (b *builder) checkSubject(p *path, s *subjectDoc) {
 		checkID(&b.ps, &kp, g)
 	}
 	rp := p.field("roles")
+	var global []roleLookup
+	if lk != nil {
+		global = lk.global
+	}
 	for k, id := range s.Roles {
 		kp := rp.at(k)
-		switch rt := b.roleRef(&kp, id); {
+		switch rt := b.roleRefOf(&kp, id, role(global, k, id)); {
 		case rt == RoleOrganization:
 			b.ps.add(&kp, "role %q is an organization role; it can only be held inside an organization (memberships, default_roles, implicit_roles)", id)
 		case rt == RoleUser && typ == SubjectM2M:
@@ -122,14 +147,23 @@ func (b *builder) checkSubject(p *path, s *subjectDoc) {
 		}
 	}
 	mp := p.field("memberships")
-	for _, m := range s.members {
+	for mi, m := range s.members {
 		op := mp.field(m.org)
-		if _, known := b.orgDefs[m.org]; !known && checkID(&b.ps, &op, m.org) {
+		var (
+			known bool
+			roles []roleLookup
+		)
+		if lk != nil {
+			known, roles = lk.orgs[mi], lk.members[mi]
+		} else {
+			_, known = b.orgDefs[m.org]
+		}
+		if !known && checkID(&b.ps, &op, m.org) {
 			b.ps.add(&op, "organization %q is not defined", m.org)
 		}
 		for k, id := range m.roles {
 			kp := op.at(k)
-			b.checkOrgRole(&kp, id)
+			b.checkOrgRoleOf(&kp, id, role(roles, k, id))
 		}
 	}
 }
