@@ -42,15 +42,10 @@ func (b *builder) checkGrant(p *path, g Grant) {
 	}
 }
 
-// roleRef checks a reference to a role and returns the role's type, or "" when
-// the role is unknown or has an invalid type (already reported).
-func (b *builder) roleRef(p *path, id string) RoleType {
-	d, ok := b.roleDefs[id]
-	return b.roleRefOf(p, id, roleLookup{d, ok})
-}
-
-// roleRefOf is roleRef with the role looked up already.
-func (b *builder) roleRefOf(p *path, id string, lk roleLookup) RoleType {
+// roleRef checks a reference to role id, which lk is the lookup of, and
+// returns the role's type, or "" when the role is unknown or has an invalid
+// type (already reported).
+func (b *builder) roleRef(p *path, id string, lk roleLookup) RoleType {
 	// A defined role's id was checked where it is defined: most references
 	// are to one, and a million subjects make millions of them.
 	if lk.defined {
@@ -70,7 +65,7 @@ func (b *builder) checkOrgRole(p *path, id string) {
 
 // checkOrgRoleOf is checkOrgRole with the role looked up already.
 func (b *builder) checkOrgRoleOf(p *path, id string, lk roleLookup) {
-	if typ := b.roleRefOf(p, id, lk); typ != "" && typ != RoleOrganization {
+	if typ := b.roleRef(p, id, lk); typ != "" && typ != RoleOrganization {
 		b.ps.add(p, "role %q is %s role; only organization roles can be held inside an organization", id, withArticle(typ))
 	}
 }
@@ -137,7 +132,7 @@ func (b *builder) checkSubject(p *path, s *subjectDoc, lk *lookups) {
 	}
 	for k, id := range s.Roles {
 		kp := rp.at(k)
-		switch rt := b.roleRefOf(&kp, id, role(global, k, id)); {
+		switch rt := b.roleRef(&kp, id, role(global, k, id)); {
 		case rt == RoleOrganization:
 			b.ps.add(&kp, "role %q is an organization role; it can only be held inside an organization (memberships, default_roles, implicit_roles)", id)
 		case rt == RoleUser && typ == SubjectM2M:
