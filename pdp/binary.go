@@ -46,13 +46,13 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	w.uint(uint64(len(s.orgs)))
 	for _, o := range s.orgs {
 		w.str(o.id)
-		w.int32s(o.defaults)
+		w.roles(o.defaults)
 		w.uint(uint64(len(o.implicit)))
 		for _, r := range o.implicit {
 			w.int(int64(r.emailDomain))
 			w.int(int64(r.ssoConnection))
 			w.int(int64(r.ssoGroup))
-			w.int32s(r.roles)
+			w.roles(r.roles)
 		}
 	}
 	w.uint(uint64(len(s.attrs)))
@@ -81,9 +81,9 @@ func (s *Snapshot) binarySizeHint() int {
 		n += binary.MaxVarintLen32 + len(id)
 	}
 	for _, o := range s.orgs {
-		n += 2*binary.MaxVarintLen32 + len(o.id) + binary.MaxVarintLen32*len(o.defaults)
+		n += 2*binary.MaxVarintLen32 + len(o.id) + binary.MaxVarintLen32*len(o.defaults)/4
 		for _, r := range o.implicit {
-			n += binary.MaxVarintLen32 * (4 + len(r.roles))
+			n += binary.MaxVarintLen32 * (4 + len(r.roles)/4)
 		}
 	}
 	for _, a := range s.attrs {
@@ -107,24 +107,19 @@ func (s *Snapshot) writeSubjects(w *writer) {
 		}
 		nmembers += int(s.memberships(sub))
 	}
-	nums := func(enc []byte) {
-		for i := range len(enc) / 4 {
-			w.int(int64(role(enc, i)))
-		}
-	}
 	// The role pool: each subject's global roles, then its memberships'.
 	w.uint(uint64(nroles))
 	for _, off := range s.subjects {
 		sub := s.subjectAt(off)
-		nums(s.globalRoles(sub))
+		w.values(s.globalRoles(sub))
 		for k := range s.memberships(sub) {
 			_, roles := s.membership(sub, k)
-			nums(roles)
+			w.values(roles)
 		}
 	}
 	w.uint(uint64(ngroups))
 	for _, off := range s.subjects {
-		nums(s.groupsOf(s.subjectAt(off)))
+		w.values(s.groupsOf(s.subjectAt(off)))
 	}
 	w.uint(uint64(nmembers))
 	at := uint32(0) // in the role pool
@@ -220,10 +215,10 @@ func UnmarshalSnapshot(data []byte) (s *Snapshot, err error) {
 	s.orgs = make([]organization, 0, min(norgs, 1<<16))
 	s.orgIdx = make(map[string]int32, min(norgs, 1<<16))
 	for i := 0; i < norgs && r.err == nil; i++ {
-		o := organization{id: r.str(), defaults: r.roleSet(nroles)}
+		o := organization{id: r.str(), defaults: encodeRoles(r.roleSet(nroles))}
 		ni := r.count()
 		for k := 0; k < ni && r.err == nil; k++ {
-			o.implicit = append(o.implicit, implicitRule{emailDomain: r.int32(), ssoConnection: r.int32(), ssoGroup: r.int32(), roles: r.roleSet(nroles)})
+			o.implicit = append(o.implicit, implicitRule{emailDomain: r.int32(), ssoConnection: r.int32(), ssoGroup: r.int32(), roles: encodeRoles(r.roleSet(nroles))})
 		}
 		if _, dup := s.orgIdx[o.id]; dup {
 			r.fail("duplicate organization %q", o.id)
@@ -515,12 +510,21 @@ func (w *writer) str(s string) {
 	}
 	w.buf = append(w.buf, s...)
 }
-func (w *writer) int32s(l []int32) {
-	w.uint(uint64(len(l)))
-	for _, v := range l {
-		w.int(int64(v))
+
+// values writes numbers encoded as the arena's (encodeRoles), without their
+// count.
+func (w *writer) values(enc []byte) {
+	for i := range len(enc) / 4 {
+		w.int(int64(role(enc, i)))
 	}
 }
+
+// roles writes numbers encoded as the arena's, as int32s writes a list.
+func (w *writer) roles(enc []byte) {
+	w.uint(uint64(len(enc) / 4))
+	w.values(enc)
+}
+
 func (w *writer) span(sp span) {
 	w.uint(uint64(sp.off))
 	w.uint(uint64(sp.n))

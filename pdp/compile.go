@@ -40,7 +40,7 @@ type resource struct {
 
 type organization struct {
 	id       string
-	defaults []int32 // role indexes, sorted
+	defaults []byte // role indexes, sorted, encoded as the arena's (encodeRoles)
 	implicit []implicitRule
 }
 
@@ -50,7 +50,7 @@ type implicitRule struct {
 	emailDomain   int32 // lower case
 	ssoConnection int32
 	ssoGroup      int32
-	roles         []int32
+	roles         []byte // encoded as the arena's (encodeRoles)
 }
 
 // noAttr marks an unset attribute.
@@ -126,13 +126,13 @@ func (s *Snapshot) compileOrganizations(orgs []Organization, roleIdx func(string
 	s.orgIdx = make(map[string]int32, len(os))
 	s.orgs = make([]organization, len(os))
 	for i, o := range os {
-		org := organization{id: o.ID, defaults: roleSet(roleIdx, o.DefaultRoles)}
+		org := organization{id: o.ID, defaults: encodeRoles(roleSet(roleIdx, o.DefaultRoles))}
 		for _, r := range o.ImplicitRoles {
 			org.implicit = append(org.implicit, implicitRule{
 				emailDomain:   intern.index(strings.ToLower(r.EmailDomain)),
 				ssoConnection: intern.index(r.SSOConnection),
 				ssoGroup:      intern.index(r.SSOGroup),
-				roles:         roleSet(roleIdx, r.Roles),
+				roles:         encodeRoles(roleSet(roleIdx, r.Roles)),
 			})
 		}
 		s.orgs[i] = org

@@ -130,7 +130,7 @@ func (s *Snapshot) Decide(q Query) Decision {
 
 	best := int32(noRole)
 	if q.Org == "" {
-		best = s.firstGrantingOf(s.globalRoles(sub), perm, best)
+		best = s.firstGranting(s.globalRoles(sub), perm, best)
 	} else {
 		oi, ok := s.orgIdx[q.Org]
 		if !ok {
@@ -141,7 +141,7 @@ func (s *Snapshot) Decide(q Query) Decision {
 		admitted := false
 		if roles, ok := s.rolesIn(sub, oi); ok {
 			admitted = true
-			best = s.firstGrantingOf(roles, perm, best)
+			best = s.firstGranting(roles, perm, best)
 		}
 		for i := range org.implicit {
 			if r := &org.implicit[i]; s.matches(r, sub) {
@@ -165,23 +165,9 @@ func (s *Snapshot) Decide(q Query) Decision {
 	return d
 }
 
-// firstGranting returns the lowest role index in roles (sorted) that grants
-// perm, or best if none below best does.
-func (s *Snapshot) firstGranting(roles []int32, perm, best int32) int32 {
-	for _, r := range roles {
-		if r >= best {
-			break
-		}
-		if hasBit(s.roleBits(r), perm) {
-			return r
-		}
-	}
-	return best
-}
-
-// firstGrantingOf is firstGranting of a subject's roles, as the arena
-// encodes them.
-func (s *Snapshot) firstGrantingOf(roles []byte, perm, best int32) int32 {
+// firstGranting returns the lowest role index in roles (sorted, encoded as
+// the arena's) that grants perm, or best if none below best does.
+func (s *Snapshot) firstGranting(roles []byte, perm, best int32) int32 {
 	for i := range len(roles) / 4 {
 		r := role(roles, i)
 		if r >= best {
@@ -264,14 +250,14 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 		for i := range o.implicit {
 			if r := &o.implicit[i]; s.matches(r, sub) {
 				admitted = true
-				roles = append(roles, r.roles...)
+				roles = decodeRoles(roles, r.roles)
 			}
 		}
 		if !admitted {
 			out.Reason = NotAMember
 			return out
 		}
-		roles = append(roles, o.defaults...)
+		roles = decodeRoles(roles, o.defaults)
 		roles = roleSetOf(roles)
 	}
 

@@ -41,15 +41,11 @@ type subjectIndex struct {
 
 // newSubjectIndex sizes an index for n subjects.
 func newSubjectIndex(n int) subjectIndex {
-	return subjectIndex{seed: maphash.MakeSeed(), slots: make([]uint64, indexSize(n)), mask: indexSize(n) - 1}
-}
-
-func indexSize(n int) uint64 {
 	size := uint64(8)
 	if want := uint64(n) + uint64(n)/4 + 1; want > size {
 		size = 1 << bits.Len64(want-1)
 	}
-	return size
+	return subjectIndex{seed: maphash.MakeSeed(), slots: make([]uint64, size), mask: size - 1}
 }
 
 func (x *subjectIndex) hash(id string) uint64 { return maphash.String(x.seed, id) >> 32 }
@@ -300,6 +296,19 @@ func (s *Snapshot) trimArena() {
 			s.chunks[n-1] = slices.Clip(slices.Clone(last))
 		}
 	}
+}
+
+// encodeRoles encodes numbers as the arena does, so that one loop reads an
+// organization's roles and a subject's.
+func encodeRoles(l []int32) []byte {
+	if len(l) == 0 {
+		return nil
+	}
+	enc := make([]byte, 0, 4*len(l))
+	for _, v := range l {
+		enc = binary.LittleEndian.AppendUint32(enc, uint32(v))
+	}
+	return enc
 }
 
 // decodeRoles appends encoded numbers to l.
