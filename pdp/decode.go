@@ -1,9 +1,6 @@
 package pdp
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // Decode turns a document tree into a Policy. The tree is what a JSON or YAML
 // decoder produces: map[string]any for mappings, []any for lists, and string,
@@ -103,12 +100,3 @@ func (c *collector) subject(_ int, s *subjectDoc) {
 }
 
 func (c *collector) end(int) {}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

@@ -362,7 +362,7 @@ func (d *docReader) str() string {
 		d.fail(err)
 		return v
 	case k != Null:
-		d.problem(len(d.at), "must be a string, got %s", kindName(k))
+		d.problem(len(d.at), "must be a string, got %s", k)
 	}
 	d.skip()
 	return ""
@@ -402,7 +402,7 @@ func (d *docReader) list() listIter {
 		d.fail(d.src.Enter())
 		return listIter{ok: d.err == nil, i: -1}
 	case k != Null:
-		d.problem(len(d.at), "must be a list, got %s", kindName(k))
+		d.problem(len(d.at), "must be a list, got %s", k)
 	}
 	d.skip()
 	return listIter{}
@@ -473,7 +473,7 @@ func (d *docReader) mapping(fields []string) mapIter {
 		it.start = len(d.ps.list)
 		return it
 	case k != Null:
-		d.problem(len(d.at), "must be a mapping, got %s", kindName(k))
+		d.problem(len(d.at), "must be a mapping, got %s", k)
 	}
 	d.skip()
 	return it
@@ -569,22 +569,4 @@ func comparePart(a, b part) int {
 		return c
 	}
 	return strings.Compare(a.key, b.key)
-}
-
-func kindName(k Kind) string {
-	switch k {
-	case Null:
-		return "null"
-	case Bool:
-		return "a boolean"
-	case Number:
-		return "a number"
-	case String:
-		return "a string"
-	case List:
-		return "a list"
-	case Mapping:
-		return "a mapping"
-	}
-	return "an unsupported value"
 }

@@ -2,6 +2,8 @@ package pdp
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -16,6 +18,25 @@ const (
 	List
 	Mapping
 )
+
+// String names the kind as problems and errors do: "a list", "null".
+func (k Kind) String() string {
+	switch k {
+	case Null:
+		return "null"
+	case Bool:
+		return "a boolean"
+	case Number:
+		return "a number"
+	case String:
+		return "a string"
+	case List:
+		return "a list"
+	case Mapping:
+		return "a mapping"
+	}
+	return "an unsupported value"
+}
 
 // A Source reads one policy document a value at a time, in document order,
 // for Build and Decode: it is how a syntax (JSON, YAML) meets the one schema
@@ -123,7 +144,7 @@ func (s *treeSource) Enter() error {
 	case []any:
 		s.stack = append(s.stack, treeFrame{values: v})
 	case map[string]any:
-		keys := sortedKeys(v)
+		keys := slices.Sorted(maps.Keys(v))
 		values := make([]any, len(keys))
 		for i, k := range keys {
 			values[i] = v[k]

@@ -99,7 +99,7 @@ func (s *jsonSource) Scalar() (string, error) {
 		s.want = false
 		return lit, nil
 	}
-	return "", s.misuse("want a string, a number or a boolean, found " + kindNames[kind])
+	return "", s.misuse("want a string, a number or a boolean, found " + kind.String())
 }
 
 // Skip reads the next value whole, checking it as strictly as reading it
@@ -147,7 +147,7 @@ func (s *jsonSource) Enter() error {
 		if !ok {
 			return s.badByte(s.pos, "looking for beginning of value")
 		}
-		return s.misuse("want a list or a mapping, found " + kindNames[kind])
+		return s.misuse("want a list or a mapping, found " + kind.String())
 	}
 	if len(s.frames) >= maxDepth {
 		return s.errorAt(s.pos+1, fmt.Errorf("nested deeper than %d levels", maxDepth))
@@ -293,16 +293,6 @@ func kindOf(c byte) (kind pdp.Kind, ok bool) {
 		return pdp.Null, true
 	}
 	return pdp.Null, false
-}
-
-// kindNames name the kinds in the errors of a Source used out of turn.
-var kindNames = [...]string{
-	pdp.Null:    "null",
-	pdp.Bool:    "a boolean",
-	pdp.Number:  "a number",
-	pdp.String:  "a string",
-	pdp.List:    "a list",
-	pdp.Mapping: "a mapping",
 }
 
 // skipScalar reads a value that is neither a list nor a mapping, whose first

@@ -540,14 +540,21 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 	// document's bytes can go before the snapshot is marshalled and stored.
 	var staged chan stagedDocument
 	if r.cfg.Cache != nil && size >= cache.LargeDocument {
+		// The digest of the bytes: the upstream's, or a document's sum (a
+		// bundle's is its snapshot's), or computed on that core too.
+		digest := doc.SHA256
+		if digest == nil && l.format != FormatSnapshot {
+			digest = &l.sum
+		}
 		staged = make(chan stagedDocument, 1)
-		go func(data []byte, sum [sha256.Size]byte, bundled bool) {
-			if bundled {
-				sum = sha256.Sum256(data) // l.sum is the bundle's snapshot's
+		go func(data []byte, sum *[sha256.Size]byte) {
+			if sum == nil {
+				s := sha256.Sum256(data)
+				sum = &s
 			}
-			st, err := r.cfg.Cache.StageDocument(data, sum)
+			st, err := r.cfg.Cache.StageDocument(data, *sum)
 			staged <- stagedDocument{st, err}
-		}(doc.Data, l.sum, l.format == FormatSnapshot)
+		}(doc.Data, digest)
 	}
 	if err := r.decode(&l); err != nil {
 		if staged != nil {
@@ -626,7 +633,6 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 	r.mu.Lock()
 	r.status.AttemptsLoaded++
 	r.mu.Unlock()
-	large := size >= largeDocument
 	args := []any{"revision", l.snap.Revision(), "etag", doc.ETag, "format", l.format,
 		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
 		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects,
@@ -638,7 +644,7 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 		args = append(args, "signing_key", l.keyID, "verified", l.verified)
 	}
 	r.log.Info("policy loaded", args...)
-	*returnMemory = large
+	*returnMemory = size >= largeDocument
 	return nil
 }
 
