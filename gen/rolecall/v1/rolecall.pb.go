@@ -770,7 +770,12 @@ type GetPolicyStatusResponse struct {
 	Verified bool `protobuf:"varint,24,opt,name=verified" json:"verified,omitempty"`
 	// The upstream holds fetches open until the policy changes (long polling)
 	// instead of being polled on the interval.
-	LongPolling   bool `protobuf:"varint,25,opt,name=long_polling,json=longPolling" json:"long_polling,omitempty"`
+	LongPolling bool `protobuf:"varint,25,opt,name=long_polling,json=longPolling" json:"long_polling,omitempty"`
+	// The effective change the served policy made when it was installed;
+	// unset for the first policy of this process.
+	LastChange *PolicyChange `protobuf:"bytes,26,opt,name=last_change,json=lastChange" json:"last_change,omitempty"`
+	// A fetched policy held back as suspicious; unset when none is held.
+	Held          *HeldPolicy `protobuf:"bytes,27,opt,name=held" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -980,6 +985,217 @@ func (x *GetPolicyStatusResponse) GetLongPolling() bool {
 	return false
 }
 
+func (x *GetPolicyStatusResponse) GetLastChange() *PolicyChange {
+	if x != nil {
+		return x.LastChange
+	}
+	return nil
+}
+
+func (x *GetPolicyStatusResponse) GetHeld() *HeldPolicy {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+// PolicyChange is the effective change one policy makes against the one
+// before it: grants are (subject, organization or none, resource, action)
+// that Check allows.
+type PolicyChange struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	FromRevision string                 `protobuf:"bytes,1,opt,name=from_revision,json=fromRevision" json:"from_revision,omitempty"`
+	ToRevision   string                 `protobuf:"bytes,2,opt,name=to_revision,json=toRevision" json:"to_revision,omitempty"`
+	// Grants of the previous policy and of this one.
+	GrantsBefore int64 `protobuf:"varint,3,opt,name=grants_before,json=grantsBefore" json:"grants_before,omitempty"`
+	GrantsAfter  int64 `protobuf:"varint,4,opt,name=grants_after,json=grantsAfter" json:"grants_after,omitempty"`
+	// Grants this policy allows and the previous one did not, and the reverse.
+	GrantsGained    int64 `protobuf:"varint,5,opt,name=grants_gained,json=grantsGained" json:"grants_gained,omitempty"`
+	GrantsLost      int64 `protobuf:"varint,6,opt,name=grants_lost,json=grantsLost" json:"grants_lost,omitempty"`
+	SubjectsAdded   int64 `protobuf:"varint,7,opt,name=subjects_added,json=subjectsAdded" json:"subjects_added,omitempty"`
+	SubjectsRemoved int64 `protobuf:"varint,8,opt,name=subjects_removed,json=subjectsRemoved" json:"subjects_removed,omitempty"`
+	// Subjects present in both whose roles or grants differ in some context.
+	SubjectsChanged int64 `protobuf:"varint,9,opt,name=subjects_changed,json=subjectsChanged" json:"subjects_changed,omitempty"`
+	// When the change was computed.
+	At            *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=at" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyChange) Reset() {
+	*x = PolicyChange{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyChange) ProtoMessage() {}
+
+func (x *PolicyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyChange.ProtoReflect.Descriptor instead.
+func (*PolicyChange) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PolicyChange) GetFromRevision() string {
+	if x != nil {
+		return x.FromRevision
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetToRevision() string {
+	if x != nil {
+		return x.ToRevision
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetGrantsBefore() int64 {
+	if x != nil {
+		return x.GrantsBefore
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetGrantsAfter() int64 {
+	if x != nil {
+		return x.GrantsAfter
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetGrantsGained() int64 {
+	if x != nil {
+		return x.GrantsGained
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetGrantsLost() int64 {
+	if x != nil {
+		return x.GrantsLost
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetSubjectsAdded() int64 {
+	if x != nil {
+		return x.SubjectsAdded
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetSubjectsRemoved() int64 {
+	if x != nil {
+		return x.SubjectsRemoved
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetSubjectsChanged() int64 {
+	if x != nil {
+		return x.SubjectsChanged
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// HeldPolicy is a fetched policy held back as suspicious: it would remove a
+// larger share of all grants than policy.max_revoke_ratio allows. The
+// previous policy keeps serving until an operator accepts it
+// (POST /v1/refresh?accept=REVISION) or the upstream changes again.
+type HeldPolicy struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Revision string                 `protobuf:"bytes,1,opt,name=revision" json:"revision,omitempty"`
+	Change   *PolicyChange          `protobuf:"bytes,2,opt,name=change" json:"change,omitempty"`
+	// Why it is held, with the figures.
+	Reason string `protobuf:"bytes,3,opt,name=reason" json:"reason,omitempty"`
+	// When it was first held.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldPolicy) Reset() {
+	*x = HeldPolicy{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldPolicy) ProtoMessage() {}
+
+func (x *HeldPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldPolicy.ProtoReflect.Descriptor instead.
+func (*HeldPolicy) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HeldPolicy) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *HeldPolicy) GetChange() *PolicyChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *HeldPolicy) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HeldPolicy) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 // IssuerStatus describes the keys held for one token issuer.
 type IssuerStatus struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -998,7 +1214,7 @@ type IssuerStatus struct {
 
 func (x *IssuerStatus) Reset() {
 	*x = IssuerStatus{}
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[9]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1226,7 @@ func (x *IssuerStatus) String() string {
 func (*IssuerStatus) ProtoMessage() {}
 
 func (x *IssuerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[9]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1239,7 @@ func (x *IssuerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssuerStatus.ProtoReflect.Descriptor instead.
 func (*IssuerStatus) Descriptor() ([]byte, []int) {
-	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{9}
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IssuerStatus) GetIssuer() string {
@@ -1081,7 +1297,7 @@ type ValidateTokenRequest struct {
 
 func (x *ValidateTokenRequest) Reset() {
 	*x = ValidateTokenRequest{}
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[10]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1309,7 @@ func (x *ValidateTokenRequest) String() string {
 func (*ValidateTokenRequest) ProtoMessage() {}
 
 func (x *ValidateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[10]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1322,7 @@ func (x *ValidateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateTokenRequest.ProtoReflect.Descriptor instead.
 func (*ValidateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{10}
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ValidateTokenRequest) GetToken() string {
@@ -1162,7 +1378,7 @@ type AuthorizationCheck struct {
 
 func (x *AuthorizationCheck) Reset() {
 	*x = AuthorizationCheck{}
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[11]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1390,7 @@ func (x *AuthorizationCheck) String() string {
 func (*AuthorizationCheck) ProtoMessage() {}
 
 func (x *AuthorizationCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[11]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1403,7 @@ func (x *AuthorizationCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizationCheck.ProtoReflect.Descriptor instead.
 func (*AuthorizationCheck) Descriptor() ([]byte, []int) {
-	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{11}
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthorizationCheck) GetOrg() string {
@@ -1231,7 +1447,7 @@ type TokenClaims struct {
 
 func (x *TokenClaims) Reset() {
 	*x = TokenClaims{}
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[12]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1459,7 @@ func (x *TokenClaims) String() string {
 func (*TokenClaims) ProtoMessage() {}
 
 func (x *TokenClaims) ProtoReflect() protoreflect.Message {
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[12]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1472,7 @@ func (x *TokenClaims) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenClaims.ProtoReflect.Descriptor instead.
 func (*TokenClaims) Descriptor() ([]byte, []int) {
-	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{12}
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TokenClaims) GetSubject() string {
@@ -1355,7 +1571,7 @@ type ValidateTokenResponse struct {
 
 func (x *ValidateTokenResponse) Reset() {
 	*x = ValidateTokenResponse{}
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[13]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1583,7 @@ func (x *ValidateTokenResponse) String() string {
 func (*ValidateTokenResponse) ProtoMessage() {}
 
 func (x *ValidateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rolecall_v1_rolecall_proto_msgTypes[13]
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1596,7 @@ func (x *ValidateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateTokenResponse.ProtoReflect.Descriptor instead.
 func (*ValidateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{13}
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ValidateTokenResponse) GetValid() bool {
@@ -1418,6 +1634,216 @@ func (x *ValidateTokenResponse) GetAuthorization() *CheckResponse {
 	return nil
 }
 
+// ListSubjectsRequest asks who may perform action on resource.
+type ListSubjectsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional organization, with the same meaning as in CheckRequest.
+	Org string `protobuf:"bytes,1,opt,name=org" json:"org,omitempty"`
+	// Required.
+	Resource string `protobuf:"bytes,2,opt,name=resource" json:"resource,omitempty"`
+	// Required.
+	Action string `protobuf:"bytes,3,opt,name=action" json:"action,omitempty"`
+	// Subjects per page: 0 means 100; at most 1,000.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubjectsRequest) Reset() {
+	*x = ListSubjectsRequest{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubjectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubjectsRequest) ProtoMessage() {}
+
+func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubjectsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubjectsRequest) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListSubjectsRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ListSubjectsRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ListSubjectsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListSubjectsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSubjectsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// AllowedSubject is one subject that may perform the action.
+type AllowedSubject struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject string                 `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
+	// The role that grants the action, as CheckResponse.matched_role names it.
+	MatchedRole   string `protobuf:"bytes,2,opt,name=matched_role,json=matchedRole" json:"matched_role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllowedSubject) Reset() {
+	*x = AllowedSubject{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllowedSubject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllowedSubject) ProtoMessage() {}
+
+func (x *AllowedSubject) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllowedSubject.ProtoReflect.Descriptor instead.
+func (*AllowedSubject) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AllowedSubject) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *AllowedSubject) GetMatchedRole() string {
+	if x != nil {
+		return x.MatchedRole
+	}
+	return ""
+}
+
+// ListSubjectsResponse is one page of allowed subjects, in the policy
+// document's order.
+type ListSubjectsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Subjects []*AllowedSubject      `protobuf:"bytes,1,rep,name=subjects" json:"subjects,omitempty"`
+	// Empty on the last page.
+	NextPageToken  string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	PolicyRevision string `protobuf:"bytes,3,opt,name=policy_revision,json=policyRevision" json:"policy_revision,omitempty"`
+	// Why the page is empty when the query names something the policy does
+	// not have: UNKNOWN_RESOURCE, UNKNOWN_ACTION or UNKNOWN_ORGANIZATION;
+	// otherwise GRANTED.
+	Reason        Reason `protobuf:"varint,4,opt,name=reason,enum=rolecall.v1.Reason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubjectsResponse) Reset() {
+	*x = ListSubjectsResponse{}
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubjectsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubjectsResponse) ProtoMessage() {}
+
+func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rolecall_v1_rolecall_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubjectsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubjectsResponse) Descriptor() ([]byte, []int) {
+	return file_rolecall_v1_rolecall_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListSubjectsResponse) GetSubjects() []*AllowedSubject {
+	if x != nil {
+		return x.Subjects
+	}
+	return nil
+}
+
+func (x *ListSubjectsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListSubjectsResponse) GetPolicyRevision() string {
+	if x != nil {
+		return x.PolicyRevision
+	}
+	return ""
+}
+
+func (x *ListSubjectsResponse) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
 var File_rolecall_v1_rolecall_proto protoreflect.FileDescriptor
 
 const file_rolecall_v1_rolecall_proto_rawDesc = "" +
@@ -1450,7 +1876,7 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12'\n" +
 	"\x0fpolicy_revision\x18\x03 \x01(\tR\x0epolicyRevision\x12+\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x13.rolecall.v1.ReasonR\x06reason\"\x18\n" +
-	"\x16GetPolicyStatusRequest\"\xd7\a\n" +
+	"\x16GetPolicyStatusRequest\"\xc0\b\n" +
 	"\x17GetPolicyStatusResponse\x12\x16\n" +
 	"\x06loaded\x18\x01 \x01(\bR\x06loaded\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x16\n" +
@@ -1481,7 +1907,30 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\vsigning_key\x18\x17 \x01(\tR\n" +
 	"signingKey\x12\x1a\n" +
 	"\bverified\x18\x18 \x01(\bR\bverified\x12!\n" +
-	"\flong_polling\x18\x19 \x01(\bR\vlongPolling\"\xb3\x01\n" +
+	"\flong_polling\x18\x19 \x01(\bR\vlongPolling\x12:\n" +
+	"\vlast_change\x18\x1a \x01(\v2\x19.rolecall.v1.PolicyChangeR\n" +
+	"lastChange\x12+\n" +
+	"\x04held\x18\x1b \x01(\v2\x17.rolecall.v1.HeldPolicyR\x04held\"\x8b\x03\n" +
+	"\fPolicyChange\x12#\n" +
+	"\rfrom_revision\x18\x01 \x01(\tR\ffromRevision\x12\x1f\n" +
+	"\vto_revision\x18\x02 \x01(\tR\n" +
+	"toRevision\x12#\n" +
+	"\rgrants_before\x18\x03 \x01(\x03R\fgrantsBefore\x12!\n" +
+	"\fgrants_after\x18\x04 \x01(\x03R\vgrantsAfter\x12#\n" +
+	"\rgrants_gained\x18\x05 \x01(\x03R\fgrantsGained\x12\x1f\n" +
+	"\vgrants_lost\x18\x06 \x01(\x03R\n" +
+	"grantsLost\x12%\n" +
+	"\x0esubjects_added\x18\a \x01(\x03R\rsubjectsAdded\x12)\n" +
+	"\x10subjects_removed\x18\b \x01(\x03R\x0fsubjectsRemoved\x12)\n" +
+	"\x10subjects_changed\x18\t \x01(\x03R\x0fsubjectsChanged\x12*\n" +
+	"\x02at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xa5\x01\n" +
+	"\n" +
+	"HeldPolicy\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\tR\brevision\x121\n" +
+	"\x06change\x18\x02 \x01(\v2\x19.rolecall.v1.PolicyChangeR\x06change\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xb3\x01\n" +
 	"\fIssuerStatus\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\x05R\x04keys\x129\n" +
@@ -1520,7 +1969,22 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\x0e2\x17.rolecall.v1.TokenErrorR\x05error\x12!\n" +
 	"\ferror_detail\x18\x03 \x01(\tR\verrorDetail\x120\n" +
 	"\x06claims\x18\x04 \x01(\v2\x18.rolecall.v1.TokenClaimsR\x06claims\x12@\n" +
-	"\rauthorization\x18\x05 \x01(\v2\x1a.rolecall.v1.CheckResponseR\rauthorization*\xdc\x01\n" +
+	"\rauthorization\x18\x05 \x01(\v2\x1a.rolecall.v1.CheckResponseR\rauthorization\"\x97\x01\n" +
+	"\x13ListSubjectsRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"M\n" +
+	"\x0eAllowedSubject\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12!\n" +
+	"\fmatched_role\x18\x02 \x01(\tR\vmatchedRole\"\xcd\x01\n" +
+	"\x14ListSubjectsResponse\x127\n" +
+	"\bsubjects\x18\x01 \x03(\v2\x1b.rolecall.v1.AllowedSubjectR\bsubjects\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12'\n" +
+	"\x0fpolicy_revision\x18\x03 \x01(\tR\x0epolicyRevision\x12+\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x13.rolecall.v1.ReasonR\x06reason*\xdc\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_GRANTED\x10\x01\x12\x18\n" +
@@ -1550,14 +2014,15 @@ const file_rolecall_v1_rolecall_proto_rawDesc = "" +
 	"\vSubjectType\x12\x1c\n" +
 	"\x18SUBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SUBJECT_TYPE_USER\x10\x01\x12\x14\n" +
-	"\x10SUBJECT_TYPE_M2M\x10\x022\xba\x03\n" +
+	"\x10SUBJECT_TYPE_M2M\x10\x022\x8f\x04\n" +
 	"\x15PolicyDecisionService\x12>\n" +
 	"\x05Check\x12\x19.rolecall.v1.CheckRequest\x1a\x1a.rolecall.v1.CheckResponse\x12M\n" +
 	"\n" +
 	"CheckBatch\x12\x1e.rolecall.v1.CheckBatchRequest\x1a\x1f.rolecall.v1.CheckBatchResponse\x12\\\n" +
 	"\x0fListPermissions\x12#.rolecall.v1.ListPermissionsRequest\x1a$.rolecall.v1.ListPermissionsResponse\x12\\\n" +
 	"\x0fGetPolicyStatus\x12#.rolecall.v1.GetPolicyStatusRequest\x1a$.rolecall.v1.GetPolicyStatusResponse\x12V\n" +
-	"\rValidateToken\x12!.rolecall.v1.ValidateTokenRequest\x1a\".rolecall.v1.ValidateTokenResponseB@Z7github.com/rolecall/rolecall/gen/rolecall/v1;rolecallv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\rValidateToken\x12!.rolecall.v1.ValidateTokenRequest\x1a\".rolecall.v1.ValidateTokenResponse\x12S\n" +
+	"\fListSubjects\x12 .rolecall.v1.ListSubjectsRequest\x1a!.rolecall.v1.ListSubjectsResponseB@Z7github.com/rolecall/rolecall/gen/rolecall/v1;rolecallv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_rolecall_v1_rolecall_proto_rawDescOnce sync.Once
@@ -1572,7 +2037,7 @@ func file_rolecall_v1_rolecall_proto_rawDescGZIP() []byte {
 }
 
 var file_rolecall_v1_rolecall_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_rolecall_v1_rolecall_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_rolecall_v1_rolecall_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_rolecall_v1_rolecall_proto_goTypes = []any{
 	(Reason)(0),                     // 0: rolecall.v1.Reason
 	(TokenError)(0),                 // 1: rolecall.v1.TokenError
@@ -1586,13 +2051,18 @@ var file_rolecall_v1_rolecall_proto_goTypes = []any{
 	(*ListPermissionsResponse)(nil), // 9: rolecall.v1.ListPermissionsResponse
 	(*GetPolicyStatusRequest)(nil),  // 10: rolecall.v1.GetPolicyStatusRequest
 	(*GetPolicyStatusResponse)(nil), // 11: rolecall.v1.GetPolicyStatusResponse
-	(*IssuerStatus)(nil),            // 12: rolecall.v1.IssuerStatus
-	(*ValidateTokenRequest)(nil),    // 13: rolecall.v1.ValidateTokenRequest
-	(*AuthorizationCheck)(nil),      // 14: rolecall.v1.AuthorizationCheck
-	(*TokenClaims)(nil),             // 15: rolecall.v1.TokenClaims
-	(*ValidateTokenResponse)(nil),   // 16: rolecall.v1.ValidateTokenResponse
-	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 18: google.protobuf.Duration
+	(*PolicyChange)(nil),            // 12: rolecall.v1.PolicyChange
+	(*HeldPolicy)(nil),              // 13: rolecall.v1.HeldPolicy
+	(*IssuerStatus)(nil),            // 14: rolecall.v1.IssuerStatus
+	(*ValidateTokenRequest)(nil),    // 15: rolecall.v1.ValidateTokenRequest
+	(*AuthorizationCheck)(nil),      // 16: rolecall.v1.AuthorizationCheck
+	(*TokenClaims)(nil),             // 17: rolecall.v1.TokenClaims
+	(*ValidateTokenResponse)(nil),   // 18: rolecall.v1.ValidateTokenResponse
+	(*ListSubjectsRequest)(nil),     // 19: rolecall.v1.ListSubjectsRequest
+	(*AllowedSubject)(nil),          // 20: rolecall.v1.AllowedSubject
+	(*ListSubjectsResponse)(nil),    // 21: rolecall.v1.ListSubjectsResponse
+	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
 }
 var file_rolecall_v1_rolecall_proto_depIdxs = []int32{
 	0,  // 0: rolecall.v1.CheckResponse.reason:type_name -> rolecall.v1.Reason
@@ -1600,36 +2070,45 @@ var file_rolecall_v1_rolecall_proto_depIdxs = []int32{
 	4,  // 2: rolecall.v1.CheckBatchResponse.results:type_name -> rolecall.v1.CheckResponse
 	8,  // 3: rolecall.v1.ListPermissionsResponse.permissions:type_name -> rolecall.v1.Permission
 	0,  // 4: rolecall.v1.ListPermissionsResponse.reason:type_name -> rolecall.v1.Reason
-	17, // 5: rolecall.v1.GetPolicyStatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
-	17, // 6: rolecall.v1.GetPolicyStatusResponse.fetched_at:type_name -> google.protobuf.Timestamp
-	12, // 7: rolecall.v1.GetPolicyStatusResponse.issuers:type_name -> rolecall.v1.IssuerStatus
-	17, // 8: rolecall.v1.GetPolicyStatusResponse.last_success:type_name -> google.protobuf.Timestamp
-	17, // 9: rolecall.v1.GetPolicyStatusResponse.last_error_at:type_name -> google.protobuf.Timestamp
-	17, // 10: rolecall.v1.GetPolicyStatusResponse.published_at:type_name -> google.protobuf.Timestamp
-	18, // 11: rolecall.v1.GetPolicyStatusResponse.propagation_delay:type_name -> google.protobuf.Duration
-	17, // 12: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
-	14, // 13: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
-	2,  // 14: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
-	17, // 15: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 16: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
-	1,  // 17: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
-	15, // 18: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
-	4,  // 19: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
-	3,  // 20: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
-	5,  // 21: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
-	7,  // 22: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
-	10, // 23: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
-	13, // 24: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
-	4,  // 25: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
-	6,  // 26: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
-	9,  // 27: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
-	11, // 28: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
-	16, // 29: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	22, // 5: rolecall.v1.GetPolicyStatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
+	22, // 6: rolecall.v1.GetPolicyStatusResponse.fetched_at:type_name -> google.protobuf.Timestamp
+	14, // 7: rolecall.v1.GetPolicyStatusResponse.issuers:type_name -> rolecall.v1.IssuerStatus
+	22, // 8: rolecall.v1.GetPolicyStatusResponse.last_success:type_name -> google.protobuf.Timestamp
+	22, // 9: rolecall.v1.GetPolicyStatusResponse.last_error_at:type_name -> google.protobuf.Timestamp
+	22, // 10: rolecall.v1.GetPolicyStatusResponse.published_at:type_name -> google.protobuf.Timestamp
+	23, // 11: rolecall.v1.GetPolicyStatusResponse.propagation_delay:type_name -> google.protobuf.Duration
+	12, // 12: rolecall.v1.GetPolicyStatusResponse.last_change:type_name -> rolecall.v1.PolicyChange
+	13, // 13: rolecall.v1.GetPolicyStatusResponse.held:type_name -> rolecall.v1.HeldPolicy
+	22, // 14: rolecall.v1.PolicyChange.at:type_name -> google.protobuf.Timestamp
+	12, // 15: rolecall.v1.HeldPolicy.change:type_name -> rolecall.v1.PolicyChange
+	22, // 16: rolecall.v1.HeldPolicy.since:type_name -> google.protobuf.Timestamp
+	22, // 17: rolecall.v1.IssuerStatus.fetched_at:type_name -> google.protobuf.Timestamp
+	16, // 18: rolecall.v1.ValidateTokenRequest.authorization_check:type_name -> rolecall.v1.AuthorizationCheck
+	2,  // 19: rolecall.v1.TokenClaims.subject_type:type_name -> rolecall.v1.SubjectType
+	22, // 20: rolecall.v1.TokenClaims.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 21: rolecall.v1.TokenClaims.issued_at:type_name -> google.protobuf.Timestamp
+	1,  // 22: rolecall.v1.ValidateTokenResponse.error:type_name -> rolecall.v1.TokenError
+	17, // 23: rolecall.v1.ValidateTokenResponse.claims:type_name -> rolecall.v1.TokenClaims
+	4,  // 24: rolecall.v1.ValidateTokenResponse.authorization:type_name -> rolecall.v1.CheckResponse
+	20, // 25: rolecall.v1.ListSubjectsResponse.subjects:type_name -> rolecall.v1.AllowedSubject
+	0,  // 26: rolecall.v1.ListSubjectsResponse.reason:type_name -> rolecall.v1.Reason
+	3,  // 27: rolecall.v1.PolicyDecisionService.Check:input_type -> rolecall.v1.CheckRequest
+	5,  // 28: rolecall.v1.PolicyDecisionService.CheckBatch:input_type -> rolecall.v1.CheckBatchRequest
+	7,  // 29: rolecall.v1.PolicyDecisionService.ListPermissions:input_type -> rolecall.v1.ListPermissionsRequest
+	10, // 30: rolecall.v1.PolicyDecisionService.GetPolicyStatus:input_type -> rolecall.v1.GetPolicyStatusRequest
+	15, // 31: rolecall.v1.PolicyDecisionService.ValidateToken:input_type -> rolecall.v1.ValidateTokenRequest
+	19, // 32: rolecall.v1.PolicyDecisionService.ListSubjects:input_type -> rolecall.v1.ListSubjectsRequest
+	4,  // 33: rolecall.v1.PolicyDecisionService.Check:output_type -> rolecall.v1.CheckResponse
+	6,  // 34: rolecall.v1.PolicyDecisionService.CheckBatch:output_type -> rolecall.v1.CheckBatchResponse
+	9,  // 35: rolecall.v1.PolicyDecisionService.ListPermissions:output_type -> rolecall.v1.ListPermissionsResponse
+	11, // 36: rolecall.v1.PolicyDecisionService.GetPolicyStatus:output_type -> rolecall.v1.GetPolicyStatusResponse
+	18, // 37: rolecall.v1.PolicyDecisionService.ValidateToken:output_type -> rolecall.v1.ValidateTokenResponse
+	21, // 38: rolecall.v1.PolicyDecisionService.ListSubjects:output_type -> rolecall.v1.ListSubjectsResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_rolecall_v1_rolecall_proto_init() }
@@ -1643,7 +2122,7 @@ func file_rolecall_v1_rolecall_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rolecall_v1_rolecall_proto_rawDesc), len(file_rolecall_v1_rolecall_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

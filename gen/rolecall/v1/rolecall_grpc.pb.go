@@ -30,6 +30,7 @@ const (
 	PolicyDecisionService_ListPermissions_FullMethodName = "/rolecall.v1.PolicyDecisionService/ListPermissions"
 	PolicyDecisionService_GetPolicyStatus_FullMethodName = "/rolecall.v1.PolicyDecisionService/GetPolicyStatus"
 	PolicyDecisionService_ValidateToken_FullMethodName   = "/rolecall.v1.PolicyDecisionService/ValidateToken"
+	PolicyDecisionService_ListSubjects_FullMethodName    = "/rolecall.v1.PolicyDecisionService/ListSubjects"
 )
 
 // PolicyDecisionServiceClient is the client API for PolicyDecisionService service.
@@ -59,6 +60,11 @@ type PolicyDecisionServiceClient interface {
 	// error. A missing token is INVALID_ARGUMENT; no configured issuer is
 	// FAILED_PRECONDITION.
 	ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error)
+	// ListSubjects answers "who can?": the subjects allowed to perform action
+	// on resource, inside org when org is set, each with the role that grants
+	// it (the role Check would name), page by page. Every page comes from one
+	// policy revision; a page token of another revision is INVALID_ARGUMENT.
+	ListSubjects(ctx context.Context, in *ListSubjectsRequest, opts ...grpc.CallOption) (*ListSubjectsResponse, error)
 }
 
 type policyDecisionServiceClient struct {
@@ -119,6 +125,16 @@ func (c *policyDecisionServiceClient) ValidateToken(ctx context.Context, in *Val
 	return out, nil
 }
 
+func (c *policyDecisionServiceClient) ListSubjects(ctx context.Context, in *ListSubjectsRequest, opts ...grpc.CallOption) (*ListSubjectsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSubjectsResponse)
+	err := c.cc.Invoke(ctx, PolicyDecisionService_ListSubjects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PolicyDecisionServiceServer is the server API for PolicyDecisionService service.
 // All implementations must embed UnimplementedPolicyDecisionServiceServer
 // for forward compatibility.
@@ -146,6 +162,11 @@ type PolicyDecisionServiceServer interface {
 	// error. A missing token is INVALID_ARGUMENT; no configured issuer is
 	// FAILED_PRECONDITION.
 	ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error)
+	// ListSubjects answers "who can?": the subjects allowed to perform action
+	// on resource, inside org when org is set, each with the role that grants
+	// it (the role Check would name), page by page. Every page comes from one
+	// policy revision; a page token of another revision is INVALID_ARGUMENT.
+	ListSubjects(context.Context, *ListSubjectsRequest) (*ListSubjectsResponse, error)
 	mustEmbedUnimplementedPolicyDecisionServiceServer()
 }
 
@@ -170,6 +191,9 @@ func (UnimplementedPolicyDecisionServiceServer) GetPolicyStatus(context.Context,
 }
 func (UnimplementedPolicyDecisionServiceServer) ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateToken not implemented")
+}
+func (UnimplementedPolicyDecisionServiceServer) ListSubjects(context.Context, *ListSubjectsRequest) (*ListSubjectsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSubjects not implemented")
 }
 func (UnimplementedPolicyDecisionServiceServer) mustEmbedUnimplementedPolicyDecisionServiceServer() {}
 func (UnimplementedPolicyDecisionServiceServer) testEmbeddedByValue()                               {}
@@ -282,6 +306,24 @@ func _PolicyDecisionService_ValidateToken_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PolicyDecisionService_ListSubjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSubjectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyDecisionServiceServer).ListSubjects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyDecisionService_ListSubjects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyDecisionServiceServer).ListSubjects(ctx, req.(*ListSubjectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PolicyDecisionService_ServiceDesc is the grpc.ServiceDesc for PolicyDecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -308,6 +350,10 @@ var PolicyDecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ValidateToken",
 			Handler:    _PolicyDecisionService_ValidateToken_Handler,
+		},
+		{
+			MethodName: "ListSubjects",
+			Handler:    _PolicyDecisionService_ListSubjects_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
