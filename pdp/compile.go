@@ -30,6 +30,8 @@ type Snapshot struct {
 	subjects   []uint32 // each subject's record in the arena, in document order
 	chunks     [][]byte // the arena of the subjects' records: see subjects.go
 	attrs      []string // interned attribute values: email domains, SSO connections and groups
+
+	who lazyWho // the who-can index, built by the first ListSubjects
 }
 
 type resource struct {

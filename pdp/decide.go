@@ -137,23 +137,11 @@ func (s *Snapshot) Decide(q Query) Decision {
 			d.Reason = UnknownOrganization
 			return d
 		}
-		org := &s.orgs[oi]
-		admitted := false
-		if roles, ok := s.rolesIn(sub, oi); ok {
-			admitted = true
-			best = s.firstGranting(roles, perm, best)
-		}
-		for i := range org.implicit {
-			if r := &org.implicit[i]; s.matches(r, sub) {
-				admitted = true
-				best = s.firstGranting(r.roles, perm, best)
-			}
-		}
-		if !admitted {
+		var admitted bool
+		if best, admitted = s.bestIn(sub, oi, perm); !admitted {
 			d.Reason = NotAMember
 			return d
 		}
-		best = s.firstGranting(org.defaults, perm, best)
 	}
 	if best == noRole {
 		d.Reason = NoPermission
@@ -235,30 +223,18 @@ func (s *Snapshot) ListPermissions(subjectID, org, resourceID string) Permission
 	}
 	sub := s.subjectAt(off)
 
-	var roles []int32
-	if org == "" {
-		roles = decodeRoles(nil, s.globalRoles(sub))
-	} else {
-		oi, ok := s.orgIdx[org]
-		if !ok {
+	oi := int32(noOrg)
+	if org != "" {
+		var ok bool
+		if oi, ok = s.orgIdx[org]; !ok {
 			out.Reason = UnknownOrganization
 			return out
 		}
-		o := &s.orgs[oi]
-		held, admitted := s.rolesIn(sub, oi)
-		roles = decodeRoles(roles, held)
-		for i := range o.implicit {
-			if r := &o.implicit[i]; s.matches(r, sub) {
-				admitted = true
-				roles = decodeRoles(roles, r.roles)
-			}
-		}
-		if !admitted {
-			out.Reason = NotAMember
-			return out
-		}
-		roles = decodeRoles(roles, o.defaults)
-		roles = roleSetOf(roles)
+	}
+	roles, admitted := s.effectiveRoles(nil, sub, oi)
+	if !admitted {
+		out.Reason = NotAMember
+		return out
 	}
 
 	union := make([]uint64, s.words)
