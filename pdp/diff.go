@@ -53,6 +53,13 @@ type Definitions struct {
 	OrganizationsChanged []OrganizationChange
 }
 
+// Empty reports whether nothing the policies define changed.
+func (d *Definitions) Empty() bool {
+	return len(d.ResourcesAdded)+len(d.ResourcesRemoved)+len(d.ActionsAdded)+len(d.ActionsRemoved)+
+		len(d.RolesAdded)+len(d.RolesRemoved)+len(d.RolesChanged)+
+		len(d.OrganizationsAdded)+len(d.OrganizationsRemoved)+len(d.OrganizationsChanged) == 0
+}
+
 // RoleChange is how one role's permissions changed.
 type RoleChange struct {
 	Role         string
@@ -413,7 +420,7 @@ func (c *Comparison) Subjects(visit func(*SubjectChange)) Totals {
 		if changed && ok {
 			t.SubjectsChanged++
 		}
-		if changed && visit != nil {
+		if (changed || !ok) && visit != nil {
 			ch.Subject, ch.Added, ch.Removed = string(id), false, !ok
 			visit(&ch)
 		}
@@ -467,7 +474,8 @@ func (c *Comparison) compareHeld(t *Totals, ch *SubjectChange, a, b *held, zero 
 		}
 		t.GrantsGained += gained
 		t.GrantsLost += lost
-		if gained == 0 && lost == 0 && inA == inB && slices.Equal(ra, rb) {
+		// Globally, only a subject is added or removed, not admitted.
+		if gained == 0 && lost == 0 && (inA == inB || org == noOrg) && slices.Equal(ra, rb) {
 			continue
 		}
 		changed = true

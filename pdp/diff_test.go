@@ -209,7 +209,10 @@ func TestCompareAgainstBruteForce(t *testing.T) {
 		var order []string
 		totals := pdp.Compare(old, new).Subjects(func(ch *pdp.SubjectChange) {
 			c := *ch
-			c.Contexts = slices.Clone(ch.Contexts)
+			c.Contexts = nil
+			if len(ch.Contexts) > 0 {
+				c.Contexts = slices.Clone(ch.Contexts)
+			}
 			got[ch.Subject] = c
 			order = append(order, ch.Subject)
 		})
@@ -245,7 +248,7 @@ func TestCompareAgainstBruteForce(t *testing.T) {
 				gained, lost := minus(b.grants, a.grants), minus(a.grants, b.grants)
 				want.GrantsGained += int64(len(gained))
 				want.GrantsLost += int64(len(lost))
-				if a.admitted == b.admitted && slices.Equal(a.roles, b.roles) && len(gained)+len(lost) == 0 {
+				if (a.admitted == b.admitted || org == "") && slices.Equal(a.roles, b.roles) && len(gained)+len(lost) == 0 {
 					continue
 				}
 				ch.Contexts = append(ch.Contexts, pdp.ContextChange{

@@ -199,16 +199,9 @@ it does not, 2 when the file cannot be read.`,
 	if err != nil {
 		return err
 	}
-	b, err := bundle.Open(data, pub)
+	b, snap, err := openBundle(files[0], data, pub)
 	if err != nil {
-		return &exitErr{code: exitDeny, err: fmt.Errorf("%s: %w", files[0], err)}
-	}
-	snap, err := pdp.UnmarshalSnapshot(b.Snapshot)
-	if err != nil {
-		return &exitErr{code: exitDeny, err: fmt.Errorf("%s: the bundle's snapshot: %w", files[0], err)}
-	}
-	if snap.Revision() != b.Revision {
-		return &exitErr{code: exitDeny, err: fmt.Errorf("%s: the envelope says revision %q, its snapshot %q", files[0], b.Revision, snap.Revision())}
+		return &exitErr{code: exitDeny, err: err}
 	}
 	info := bundleInfo{
 		Revision:      b.Revision,
@@ -242,6 +235,23 @@ digest:        %s
 counts:        %s
 `, info.Revision, b.PublishedAt.Format(time.RFC3339), info.Publisher, keyID, verified, info.SnapshotBytes, info.Digest, countsText(c))
 	return nil
+}
+
+// openBundle opens the bundle in data, checking its signature with pub when
+// given, and decodes its snapshot; errors name the bundle by name.
+func openBundle(name string, data []byte, pub ed25519.PublicKey) (*bundle.Bundle, *pdp.Snapshot, error) {
+	b, err := bundle.Open(data, pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	snap, err := pdp.UnmarshalSnapshot(b.Snapshot)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: the bundle's snapshot: %w", name, err)
+	}
+	if snap.Revision() != b.Revision {
+		return nil, nil, fmt.Errorf("%s: the envelope says revision %q, its snapshot %q", name, b.Revision, snap.Revision())
+	}
+	return b, snap, nil
 }
 
 // writeFileAtomic writes data to path atomically; with replace false an
