@@ -162,10 +162,25 @@ func evalCheck(e *pdp.Engine, c Check) string {
 		got += " by " + d.MatchedRole
 	}
 	got += " (revision " + d.Revision + ")"
-	return asked +
+	out := asked +
 		"    want:     " + want + "\n" +
 		"    got:      " + got + "\n" +
 		"    because:  " + explain(e.Snapshot(), q, d) + "\n"
+	if d.Allowed {
+		out += "    granted by: " + strings.Join(granting(e.Snapshot(), q), ", ") + " (a decision names the first in sorted order)\n"
+	}
+	return out
+}
+
+// granting lists the subject's effective roles that grant the query's action.
+func granting(s *pdp.Snapshot, q pdp.Query) []string {
+	var roles []string
+	for _, r := range s.ListPermissions(q.Subject, q.Org, q.Resource).Roles {
+		if s.DecideRoles([]string{r}, q.Resource, q.Action).Allowed {
+			roles = append(roles, r)
+		}
+	}
+	return roles
 }
 
 func verdict(allowed bool) string {

@@ -21,6 +21,7 @@
 package policytest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -108,6 +109,12 @@ func (s *Suite) check() error {
 		bad("no policy: set policy_file (a file relative to the suite) or policy (an inline policy)")
 	case hasInline && s.Policy.Kind != yaml.MappingNode:
 		bad("line %d: policy: want a mapping (an inline policy document)", s.Policy.Line)
+	case s.PolicyFile != "":
+		// A policy that cannot be read is the suite's mistake; one that
+		// does not compile fails the suite's cases.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(s.Path), s.PolicyFile)); err != nil {
+			bad("policy_file: %v", err)
+		}
 	}
 	if len(s.Checks) == 0 && len(s.ListPermissions) == 0 {
 		bad("no cases: want checks or list_permissions")
@@ -135,6 +142,11 @@ func (s *Suite) check() error {
 				bad("%s: no %s", where, f.key)
 			}
 		}
+		if c.Subject != "" && c.Resource != "" && c.Action != "" {
+			if err := (pdp.Query{Subject: c.Subject, Org: c.Org, Resource: c.Resource, Action: c.Action}).Validate(); err != nil {
+				bad("%s: %v", where, err)
+			}
+		}
 		if c.Allowed == nil {
 			bad("%s: no allowed (want true or false)", where)
 		}
@@ -159,6 +171,8 @@ func (s *Suite) check() error {
 		}
 		if c.Subject == "" {
 			bad("%s: no subject", where)
+		} else if err := listingQuery(c).Validate(); err != nil {
+			bad("%s: %v", where, err)
 		}
 		if c.Reason != "" {
 			if _, ok := parseReason(c.Reason); !ok {
@@ -167,6 +181,12 @@ func (s *Suite) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// listingQuery is c's listing as a query, so that its fields are checked
+// as a query's are: the resource and action, optional in a listing, stand in.
+func listingQuery(c PermissionsCase) pdp.Query {
+	return pdp.Query{Subject: c.Subject, Org: c.Org, Resource: cmp.Or(c.Resource, "-"), Action: "-"}
 }
 
 // parseReason reads a reason a suite may expect: any but UNSPECIFIED, which

@@ -120,6 +120,9 @@ func (k *checker) value(n *yaml.Node, t reflect.Type, path string, strictNull bo
 		n = n.Alias
 	}
 	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+	if t.Kind() == reflect.Pointer { // present or not: the value is checked as its type's
+		t = t.Elem()
+	}
 	switch {
 	case t == nodeType:
 		return
