@@ -166,8 +166,8 @@ func evalCheck(e *pdp.Engine, c Check) string {
 		"    want:     " + want + "\n" +
 		"    got:      " + got + "\n" +
 		"    because:  " + explain(e.Snapshot(), q, d) + "\n"
-	if d.Allowed {
-		out += "    granted by: " + strings.Join(granting(e.Snapshot(), q), ", ") + " (a decision names the first in sorted order)\n"
+	if roles := granting(e.Snapshot(), q); len(roles) > 1 {
+		out += "    granting: " + strings.Join(roles, ", ") + " (the decision names the first in sorted order)\n"
 	}
 	return out
 }
@@ -212,15 +212,26 @@ func explain(s *pdp.Snapshot, q pdp.Query, d pdp.Decision) string {
 		return q.Resource + " does not define the action " + q.Action
 	}
 	p := s.ListPermissions(q.Subject, q.Org, q.Resource)
-	switch p.Reason {
-	case pdp.UnknownSubject:
-		return "the policy has no subject " + q.Subject
-	case pdp.UnknownOrganization:
-		return "the policy has no organization " + q.Org
-	case pdp.NotAMember:
-		return q.Subject + " is not a member of " + q.Org + ", and no implicit rule of " + q.Org + " matches " + q.Subject
+	if why := whyNoRoles(q.Subject, q.Org, q.Resource, p.Reason); why != "" {
+		return why
 	}
 	return rolesAndGrants(q.Subject, q.Org, q.Resource, p)
+}
+
+// whyNoRoles explains a listing's reason when it is that the subject has no
+// effective roles to look at, else returns "".
+func whyNoRoles(subject, org, resource string, r pdp.Reason) string {
+	switch r {
+	case pdp.UnknownResource:
+		return "the policy has no resource " + resource
+	case pdp.UnknownSubject:
+		return "the policy has no subject " + subject
+	case pdp.UnknownOrganization:
+		return "the policy has no organization " + org
+	case pdp.NotAMember:
+		return subject + " is not a member of " + org + ", and no implicit rule of " + org + " matches " + subject
+	}
+	return ""
 }
 
 func rolesAndGrants(subject, org, resource string, p pdp.Permissions) string {
@@ -259,7 +270,7 @@ func rolesAndGrants(subject, org, resource string, p pdp.Permissions) string {
 // evalPermissions lists c's permissions and returns its failure, or "" when
 // it passed.
 func evalPermissions(e *pdp.Engine, c PermissionsCase) string {
-	asked := "    list_permissions: " + describeQuery(c.Subject, c.Org, c.Resource) + "\n"
+	asked := line("list_permissions:", describeQuery(c.Subject, c.Org, c.Resource))
 	p, err := e.ListPermissions(c.Subject, c.Org, c.Resource)
 	if err != nil {
 		return asked + "    error:    " + err.Error() + "\n"
@@ -271,26 +282,34 @@ func evalPermissions(e *pdp.Engine, c PermissionsCase) string {
 	want := slices.Sorted(slices.Values(c.Want))
 	var b strings.Builder
 	if !slices.Equal(want, got) {
-		fmt.Fprintf(&b, "    want permissions: %s\n    got permissions:  %s\n", list(want), list(got))
+		b.WriteString(line("want permissions:", list(want)) + line("got permissions:", list(got)))
 		if missing := minus(want, got); len(missing) > 0 {
-			fmt.Fprintf(&b, "    missing:  %s\n", list(missing))
+			b.WriteString(line("missing:", list(missing)))
 		}
 		if extra := minus(got, want); len(extra) > 0 {
-			fmt.Fprintf(&b, "    extra:    %s\n", list(extra))
+			b.WriteString(line("extra:", list(extra)))
 		}
 	}
 	if c.Roles != nil {
 		if wantRoles := slices.Sorted(slices.Values(c.Roles)); !slices.Equal(wantRoles, p.Roles) {
-			fmt.Fprintf(&b, "    want roles: %s\n    got roles:  %s\n", list(wantRoles), list(p.Roles))
+			b.WriteString(line("want roles:", list(wantRoles)) + line("got roles:", list(p.Roles)))
 		}
 	}
 	if c.Reason != "" && c.Reason != p.Reason.String() {
-		fmt.Fprintf(&b, "    want reason: %s\n    got reason:  %s\n", c.Reason, p.Reason)
+		b.WriteString(line("want reason:", c.Reason) + line("got reason:", p.Reason.String()))
 	}
 	if b.Len() == 0 {
 		return ""
 	}
-	return asked + b.String() + fmt.Sprintf("    revision: %s\n", p.Revision)
+	if why := whyNoRoles(c.Subject, c.Org, c.Resource, p.Reason); why != "" {
+		b.WriteString(line("because:", why))
+	}
+	return asked + b.String() + line("revision:", p.Revision)
+}
+
+// line is a line of a listing's failure, its values in one column.
+func line(label, value string) string {
+	return fmt.Sprintf("    %-18s%s\n", label, value)
 }
 
 func list(items []string) string {

@@ -15,14 +15,15 @@ func policyTest(args []string, sio stdio) error {
 		`Run policy test suites: YAML files naming a policy and the decisions it must
 make (checks) and the permissions it must list (list_permissions). A PATH is a
 suite file, or a directory searched recursively for files named *.test.yaml or
-*.test.yml; the default is the current directory. Each failing case is printed
+*.test.yml (skipping directories whose name starts with a dot); the default is
+the current directory. Each failing case is printed
 with what it wanted, what was decided and why, then a summary line. Exit code:
 0 when every case passes, 1 when any fails, 2 for bad usage, a suite that
 cannot be read or is malformed, or no suites at all.`,
 		`  rolecall policy test examples
-  rolecall policy test --run 'bookstore/m2m' -v --junit report.xml .`,
+  rolecall policy test --run 'bookstore/catalogue' -v --junit report.xml .`,
 		sio.err)
-	runPattern := fs.String("run", "", "run only the cases whose `regexp` (Go syntax) matches \"suite/case name\" or the case name; suite is the file's name without .test.yaml")
+	runPattern := fs.String("run", "", "run only the cases that match this `regexp` (Go syntax), matched against \"suite/case name\" (suite: the file's name without .test.yaml) and against the case name")
 	junit := fs.String("junit", "", "also write a JUnit XML report to this `file`")
 	verbose := fs.Bool("v", false, "print passing cases too")
 	paths, err := parseInterspersed(fs, args)
