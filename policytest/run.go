@@ -28,7 +28,8 @@ type Result struct {
 
 // CaseResult is one case's outcome.
 type CaseResult struct {
-	// Name is the case's name; ID is "suite/name", BaseName the suite's.
+	// Name is the case's name; ID is "suite/name", suite being the
+	// suite's BaseName.
 	Name, ID string
 	// Failure is empty when the case passed, else the explanation: what
 	// was asked, wanted and decided, and why, one indented line each.
