@@ -88,15 +88,33 @@ func Load(path string) (*Suite, error) {
 		return nil, err
 	}
 	s.Path = path
-	if err := s.check(); err != nil {
+	if err := s.check(caseLines(data)); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
-// check reports every problem of a decoded suite, each naming the file and
-// the case.
-func (s *Suite) check() error {
+// caseLines maps "checks[i]" and "list_permissions[i]" to the line each case
+// starts on, in a document strictyaml has accepted.
+func caseLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) != 1 {
+		return lines
+	}
+	top := doc.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		key, list := top.Content[i], top.Content[i+1]
+		for j, c := range list.Content {
+			lines[fmt.Sprintf("%s[%d]", key.Value, j)] = c.Line
+		}
+	}
+	return lines
+}
+
+// check reports every problem of a decoded suite, each naming the file, and
+// the case with its line.
+func (s *Suite) check(lines map[string]int) error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", s.Path, fmt.Sprintf(format, args...)))
@@ -120,20 +138,21 @@ func (s *Suite) check() error {
 		bad("no cases: want checks or list_permissions")
 	}
 	names := map[string]string{}
-	named := func(where, name string) {
+	named := func(key, name string) {
 		if name == "" {
-			bad("%s: the case has no name", where)
+			bad("line %d: %s: the case has no name", lines[key], key)
 			return
 		}
 		if first, dup := names[name]; dup {
-			bad("%s %q: the name is also %s's; case names must be unique in a suite", where, name, first)
+			bad("line %d: %s %q: the name is also %s's (line %d); case names must be unique in a suite", lines[key], key, name, first, lines[first])
 			return
 		}
-		names[name] = where
+		names[name] = key
 	}
 	for i, c := range s.Checks {
 		where := fmt.Sprintf("checks[%d]", i)
 		named(where, c.Name)
+		where = fmt.Sprintf("line %d: %s", lines[where], where)
 		if c.Name != "" {
 			where += fmt.Sprintf(" %q", c.Name)
 		}
@@ -166,6 +185,7 @@ func (s *Suite) check() error {
 	for i, c := range s.ListPermissions {
 		where := fmt.Sprintf("list_permissions[%d]", i)
 		named(where, c.Name)
+		where = fmt.Sprintf("line %d: %s", lines[where], where)
 		if c.Name != "" {
 			where += fmt.Sprintf(" %q", c.Name)
 		}
