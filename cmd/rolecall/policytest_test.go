@@ -59,7 +59,7 @@ func TestPolicyTest(t *testing.T) {
 		{name: "no suites", args: []string{empty}, code: 2, stderr: "no test suites (files named *.test.yaml or *.test.yml) in"},
 		{name: "a missing path", args: []string{filepath.Join(empty, "nowhere")}, code: 2, stderr: "no such file or directory"},
 		{name: "a malformed suite", args: []string{suites + "/malformed/bad-reason.yaml", suites + "/pass.yaml"}, code: 2, stdout: "-",
-			stderr: `bad-reason.yaml: checks[0] "alice downloads": unknown reason "DENIED"`},
+			stderr: `bad-reason.yaml: line 3: checks[0] "alice downloads": unknown reason "DENIED"`},
 		{name: "every malformed suite is reported", args: []string{suites + "/malformed"}, code: 2, stdout: "-"},
 		{name: "an unknown flag", args: []string{"--frobnicate"}, code: 2, stdout: "-"},
 	} {
