@@ -47,7 +47,7 @@ func commands() []command {
 		{"check", "ask for one decision, from a running server or a policy file", check},
 		{"validate-token", "check a JWT access token, against a running server or issuers' key sets", validateToken},
 		{"bench", "load a running server and compare Check with the transport's floor", bench},
-		{"policy", "work with policy files (lint, generate, build, keygen, inspect)", policy},
+		{"policy", "work with policy files (lint, test, diff, generate, build, keygen, inspect)", policy},
 		{"config", "work with config files (check)", configCmd},
 		{"version", "print the version", version},
 		{"dev-issuer", "a development token issuer for demos and tests (NOT FOR PRODUCTION)", devIssuer},

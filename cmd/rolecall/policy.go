@@ -22,6 +22,7 @@ Subcommands:
   build FILE -o OUT   compile a policy into a (signed) bundle for distribution
   keygen              make a key pair for signing bundles
   inspect FILE.snap   show what a bundle holds, and check its signature
+  test [PATH...]      run policy test suites (*.test.yaml) and report each failing case
   diff OLD NEW        show what a policy change does: grants gained and lost, per subject
 `
 
@@ -41,6 +42,8 @@ func policy(ctx context.Context, args []string, sio stdio) error {
 		return keygen(args[1:], sio)
 	case "inspect":
 		return inspectBundle(args[1:], sio)
+	case "test":
+		return policyTest(args[1:], sio)
 	case "diff":
 		return diffPolicies(ctx, args[1:], sio)
 	case "-h", "--help", "help":

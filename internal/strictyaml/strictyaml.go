@@ -93,7 +93,11 @@ func Decode(name string, data []byte, v any) error {
 	return nil
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	// A yaml.Node field takes any YAML; its reader checks it.
+	nodeType = reflect.TypeFor[yaml.Node]()
+)
 
 // checker walks a YAML node tree along the Go type it is decoded into and
 // records every problem, each as "line N: " and what is wrong with which key.
@@ -116,7 +120,12 @@ func (k *checker) value(n *yaml.Node, t reflect.Type, path string, strictNull bo
 		n = n.Alias
 	}
 	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+	if t.Kind() == reflect.Pointer { // present or not: the value is checked as its type's
+		t = t.Elem()
+	}
 	switch {
+	case t == nodeType:
+		return
 	case t.Kind() == reflect.Struct:
 		if isNull {
 			return // an empty section keeps its values

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/rolecall/rolecall/internal/strictyaml"
 )
 
@@ -44,5 +46,26 @@ func TestDecodeWantsAPointer(t *testing.T) {
 		if err := strictyaml.Decode("s.yaml", []byte("name: a\n"), v); err == nil || !strings.Contains(err.Error(), "non-nil pointer") {
 			t.Errorf("Decode(%T) = %v, want an error asking for a non-nil pointer", v, err)
 		}
+	}
+}
+
+// A yaml.Node field takes any YAML, for its reader to check; a pointer field
+// is checked as the type it points to, and stays nil when its key is absent.
+func TestDecodeNodesAndPointers(t *testing.T) {
+	type doc struct {
+		Any     yaml.Node `yaml:"any"`
+		Enabled *bool     `yaml:"enabled"`
+		Label   *string   `yaml:"label"`
+	}
+	var d doc
+	if err := strictyaml.Decode("d.yaml", []byte("any: {whatever: [1, {deep: true}]}\nenabled: false\n"), &d); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if d.Any.Kind != yaml.MappingNode || d.Enabled == nil || *d.Enabled || d.Label != nil {
+		t.Errorf("after Decode: any %v, enabled %v, label %v; want a mapping, false, nil", d.Any.Kind, d.Enabled, d.Label)
+	}
+	err := strictyaml.Decode("d.yaml", []byte("enabled: maybe\n"), &d)
+	if want := `d.yaml: line 1: enabled: "maybe": want true or false`; err == nil || err.Error() != want {
+		t.Errorf("Decode error = %v, want %q", err, want)
 	}
 }
