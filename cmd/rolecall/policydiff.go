@@ -37,7 +37,7 @@ when something did, 2 on an error (like diff).`,
 	tokenFile := fs.String("bearer-token-file", "", "with --against: `file` holding the publish listener's bearer token")
 	caFile := fs.String("ca-file", "", "with --against: PEM `file` of CA certificates to trust")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --against: timeout of the fetch")
-	pubPath := fs.String("public-key", "", "PEM `file` of an Ed25519 public key: bundles must be signed with it")
+	pubPath := fs.String("public-key", "", "PEM `file` of an Ed25519 public key: bundles must be signed with it (documents are compiled as they are)")
 	asJSON := fs.Bool("json", false, "print the change as one JSON object")
 	summary := fs.Bool("summary", false, "print the definitions' changes and the totals, not each subject")
 	files, err := parseInterspersed(fs, args)
@@ -105,15 +105,12 @@ func readSnapshot(path string, pub ed25519.PublicKey) (*pdp.Snapshot, error) {
 	return decodeSnapshot(path, data, pub)
 }
 
-// decodeSnapshot compiles a policy document, or opens a bundle (checking
-// its signature with pub when given), named name in errors.
+// decodeSnapshot compiles a policy document, or opens a bundle (which must
+// be signed with pub when pub is given), named name in errors.
 func decodeSnapshot(name string, data []byte, pub ed25519.PublicKey) (*pdp.Snapshot, error) {
 	if bundle.IsBundle(data) {
 		_, snap, err := openBundle(name, data, pub)
 		return snap, err
-	}
-	if pub != nil {
-		return nil, fmt.Errorf("%s: not a bundle, and --public-key accepts only bundles signed with its key", name)
 	}
 	snap, err := policyfile.Compile(data, policyfile.DetectFormat(name, data))
 	if err != nil {
