@@ -53,7 +53,7 @@ func TestReports(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := load(t, filepath.Join("testdata", name+".yaml"))
 			r := policytest.Run(s, nil)
-			if n := len(s.Checks) + len(s.ListPermissions); len(r.Cases) != n {
+			if n := len(s.Checks) + len(s.ListPermissions) + len(s.WhoCan); len(r.Cases) != n {
 				t.Fatalf("ran %d cases, want all %d", len(r.Cases), n)
 			}
 			for _, verbose := range []bool{false, true} {
@@ -80,7 +80,7 @@ func TestFailedCounts(t *testing.T) {
 		problems       int
 	}{
 		{suite: "pass", passed: 3},
-		{suite: "fail", passed: 2, failed: 10},
+		{suite: "fail", passed: 3, failed: 11},
 		{suite: "broken", failed: 2, problems: 2},
 	} {
 		r := policytest.Run(load(t, filepath.Join("testdata", tc.suite+".yaml")), nil)
@@ -218,13 +218,13 @@ func TestJUnit(t *testing.T) {
 	if err := xml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("the report is not XML: %v\n%s", err, data)
 	}
-	if doc.Tests != 17 || doc.Failures != 10 || doc.Errors != 2 || len(doc.Suites) != 3 {
-		t.Fatalf("testsuites: %d tests, %d failures, %d errors, %d suites; want 17, 10, 2, 3", doc.Tests, doc.Failures, doc.Errors, len(doc.Suites))
+	if doc.Tests != 19 || doc.Failures != 11 || doc.Errors != 2 || len(doc.Suites) != 3 {
+		t.Fatalf("testsuites: %d tests, %d failures, %d errors, %d suites; want 19, 11, 2, 3", doc.Tests, doc.Failures, doc.Errors, len(doc.Suites))
 	}
 	for i, want := range []struct {
 		name                     string
 		tests, failures, errors_ int
-	}{{"testdata/pass.yaml", 3, 0, 0}, {"testdata/fail.yaml", 12, 10, 0}, {"testdata/broken.yaml", 2, 0, 2}} {
+	}{{"testdata/pass.yaml", 3, 0, 0}, {"testdata/fail.yaml", 14, 11, 0}, {"testdata/broken.yaml", 2, 0, 2}} {
 		s := doc.Suites[i]
 		if s.Name != want.name || s.Tests != want.tests || s.Failures != want.failures || s.Errors != want.errors_ || len(s.Cases) != want.tests {
 			t.Errorf("testsuite %d: %s with %d tests (%d testcases), %d failures, %d errors; want %s with %d, %d, %d",

@@ -82,6 +82,9 @@ func Run(s *Suite, match func(id, name string) bool) Result {
 	for _, c := range s.ListPermissions {
 		runCase(c.Name, func() string { return evalPermissions(&e, c) })
 	}
+	for _, c := range s.WhoCan {
+		runCase(c.Name, func() string { return evalWhoCan(&e, c) })
+	}
 	res.Elapsed = time.Since(start)
 	return res
 }
@@ -306,6 +309,51 @@ func evalPermissions(e *pdp.Engine, c PermissionsCase) string {
 		b.WriteString(line("because:", why))
 	}
 	return asked + b.String() + line("revision:", p.Revision)
+}
+
+// evalWhoCan lists who may do c's action, every page, and returns its
+// failure, or "" when it passed.
+func evalWhoCan(e *pdp.Engine, c WhoCanCase) string {
+	asked := "resource " + c.Resource + ", action " + c.Action
+	if c.Org != "" {
+		asked = "org " + c.Org + ", " + asked
+	}
+	asked = line("who_can:", asked)
+	var got []string
+	q := pdp.SubjectQuery{Org: c.Org, Resource: c.Resource, Action: c.Action, Limit: pdp.MaxPageSize}
+	var page pdp.SubjectPage
+	for {
+		var err error
+		if page, err = e.ListSubjects(q); err != nil {
+			return asked + line("error:", err.Error())
+		}
+		for _, s := range page.Subjects {
+			got = append(got, s.Subject+" "+s.MatchedRole)
+		}
+		if q.PageToken = page.NextPageToken; q.PageToken == "" {
+			break
+		}
+	}
+	want, got := slices.Sorted(slices.Values(c.Want)), slices.Sorted(slices.Values(got))
+	if slices.Equal(want, got) {
+		return ""
+	}
+	out := asked + line("want:", list(want)) + line("got:", list(got))
+	if missing := minus(want, got); len(missing) > 0 {
+		out += line("missing:", list(missing))
+	}
+	if extra := minus(got, want); len(extra) > 0 {
+		out += line("extra:", list(extra))
+	}
+	switch page.Reason {
+	case pdp.UnknownResource:
+		out += line("because:", "the policy has no resource "+c.Resource)
+	case pdp.UnknownAction:
+		out += line("because:", c.Resource+" does not define the action "+c.Action)
+	case pdp.UnknownOrganization:
+		out += line("because:", "the policy has no organization "+c.Org)
+	}
+	return out + line("revision:", page.Revision)
 }
 
 // line is a line of a listing's failure, its values in one column.

@@ -12,12 +12,15 @@
 //	  - {name: bob reads products, subject: bob, resource: products, action: read, allowed: true, reason: GRANTED, matched_role: product_admin}
 //	list_permissions:
 //	  - {name: bob's catalogue, subject: bob, want: [products read], roles: [product_admin], reason: GRANTED}
+//	who_can:
+//	  - {name: who writes products, resource: products, action: write, want: [bob product_admin]}
 //
 // In a check, allowed is required; reason and matched_role are checked when
 // given (matched_role: "" demands that no role is named). In a
 // list_permissions case, want is the exact list of "resource action"
 // permissions (absent: none); roles and reason are checked when given
-// (roles: [] demands no effective role).
+// (roles: [] demands no effective role). In a who_can case, want is the exact
+// list of "subject role" (absent: nobody).
 package policytest
 
 import (
@@ -46,6 +49,7 @@ type Suite struct {
 	PolicyFile      string `yaml:"policy_file"`
 	Checks          []Check
 	ListPermissions []PermissionsCase `yaml:"list_permissions"`
+	WhoCan          []WhoCanCase      `yaml:"who_can"`
 
 	// Path is the suite file, as it was named to Load.
 	Path string `yaml:"-"`
@@ -72,6 +76,16 @@ type PermissionsCase struct {
 	// Roles, the effective roles, are checked when not nil.
 	Roles  []string
 	Reason string
+}
+
+// WhoCanCase is the exact set of subjects the policy must allow to perform
+// an action, as ListSubjects answers it: the question of an audit.
+type WhoCanCase struct {
+	Name                  string
+	Org, Resource, Action string
+	// Want is every allowed subject as "subject role", the role being the
+	// one the decision names, in any order; empty: nobody.
+	Want []string
 }
 
 // Load reads and checks the suite file path. A key the format does not have,
@@ -134,8 +148,8 @@ func (s *Suite) check(lines map[string]int) error {
 			bad("policy_file: %v", err)
 		}
 	}
-	if len(s.Checks) == 0 && len(s.ListPermissions) == 0 {
-		bad("no cases: want checks or list_permissions")
+	if len(s.Checks) == 0 && len(s.ListPermissions) == 0 && len(s.WhoCan) == 0 {
+		bad("no cases: want checks, list_permissions or who_can")
 	}
 	names := map[string]string{}
 	named := func(key, name string) {
@@ -197,6 +211,22 @@ func (s *Suite) check(lines map[string]int) error {
 		if c.Reason != "" {
 			if _, ok := parseReason(c.Reason); !ok {
 				bad("%s: unknown reason %q; want one of %s", where, c.Reason, reasonList())
+			}
+		}
+	}
+	for i, c := range s.WhoCan {
+		where := fmt.Sprintf("who_can[%d]", i)
+		named(where, c.Name)
+		where = fmt.Sprintf("line %d: %s", lines[where], where)
+		if c.Name != "" {
+			where += fmt.Sprintf(" %q", c.Name)
+		}
+		if err := (pdp.SubjectQuery{Org: c.Org, Resource: c.Resource, Action: c.Action}).Validate(); err != nil {
+			bad("%s: %v", where, err)
+		}
+		for j, w := range c.Want {
+			if f := strings.Fields(w); len(f) != 2 {
+				bad("%s: want[%d] %q: want \"subject role\"", where, j, w)
 			}
 		}
 	}
