@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -223,6 +224,7 @@ func filled() *Config {
 			RefreshInterval: 2 * time.Minute,
 			MaxStale:        90 * time.Minute,
 			OnStale:         "fail",
+			MaxRevokeRatio:  0.25,
 			PublicKeyFile:   "/etc/rolecall/publisher.pub",
 			HTTP: HTTP{
 				Timeout:           7 * time.Second,
@@ -666,6 +668,15 @@ func TestValidateRejects(t *testing.T) {
 		}},
 		{"on_stale", func(c *Config) { c.Policy.OnStale = "panic" }, []string{`policy.on_stale: "panic": want serve or fail`}},
 		{"fail needs max_stale", func(c *Config) { c.Policy.OnStale = "fail" }, []string{"policy.on_stale: fail needs policy.max_stale"}},
+		{"max_revoke_ratio over 1", func(c *Config) { c.Policy.MaxRevokeRatio = 1.5 }, []string{
+			"policy.max_revoke_ratio: 1.5: want 0 (off) to 1, the largest share of the served policy's grants a new policy may remove",
+		}},
+		{"max_revoke_ratio negative", func(c *Config) { c.Policy.MaxRevokeRatio = -0.1 }, []string{
+			"policy.max_revoke_ratio: -0.1: want 0 (off) to 1, the largest share of the served policy's grants a new policy may remove",
+		}},
+		{"max_revoke_ratio not a number", func(c *Config) { c.Policy.MaxRevokeRatio = math.NaN() }, []string{
+			"policy.max_revoke_ratio: NaN: want 0 (off) to 1, the largest share of the served policy's grants a new policy may remove",
+		}},
 		{"bearer file and env", func(c *Config) { c.Policy.HTTP.BearerTokenFile, c.Policy.HTTP.BearerTokenEnv = "f", "E" }, []string{
 			"policy.http: bearer_token_file and bearer_token_env are both set: choose one",
 		}},

@@ -199,6 +199,14 @@ type Policy struct {
 	// readiness say it is stale) or "fail" (Check answers UNAVAILABLE and
 	// health is NOT_SERVING until the upstream answers). fail needs MaxStale.
 	OnStale string `yaml:"on_stale"`
+	// MaxRevokeRatio holds back a fetched policy that would remove more
+	// than this share of the served policy's grants (a subject, an
+	// organization or none, a resource and an action that Check allows):
+	// it is neither persisted nor served, the last good policy keeps
+	// serving, and status, logs and metrics say so until it is accepted
+	// (POST /v1/refresh?accept=REVISION) or the upstream changes again. 0
+	// to 1; 0 (the default) is off.
+	MaxRevokeRatio float64 `yaml:"max_revoke_ratio"`
 	// PublicKeyFile names a PEM file holding the Ed25519 public key (PKIX,
 	// "PUBLIC KEY") of the policy publisher. When set, only snapshot bundles
 	// signed with it are accepted, from any upstream: documents, unsigned

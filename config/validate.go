@@ -93,6 +93,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("policy.on_stale", "%q: want serve or fail", p.OnStale)
 	}
+	if !(p.MaxRevokeRatio >= 0 && p.MaxRevokeRatio <= 1) {
+		bad("policy.max_revoke_ratio", "%v: want 0 (off) to 1, the largest share of the served policy's grants a new policy may remove", p.MaxRevokeRatio)
+	}
 	if p.PublicKeyFile != "" {
 		if _, err := p.PublicKey(); err != nil {
 			errs = append(errs, err)

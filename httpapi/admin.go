@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/rolecall/rolecall/decide"
 	"github.com/rolecall/rolecall/internal/v1conv"
 	"github.com/rolecall/rolecall/metrics"
+	"github.com/rolecall/rolecall/refresh"
 	"github.com/rolecall/rolecall/refresh/logto"
 )
 
@@ -27,6 +29,11 @@ import (
 type Refresher interface {
 	decide.StatusSource
 	RefreshOnce(ctx context.Context) error
+	// Accept installs the held policy of this revision despite the guard
+	// (policy.max_revoke_ratio), fetching it again; *refresh.AcceptError
+	// when nothing is held, another revision is, or the upstream no longer
+	// has it.
+	Accept(ctx context.Context, revision string) error
 	Trigger()
 }
 
@@ -58,7 +65,8 @@ type AdminOptions struct {
 //	GET  /healthz              the process is alive
 //	GET  /readyz               200 when a policy is served and every issuer has keys; 503 with the reason
 //	GET  /v1/status            the policy and issuer status as JSON (GetPolicyStatus)
-//	POST /v1/refresh           refresh the policy now; 200 with the status, 502 with the error
+//	POST /v1/refresh           refresh the policy now; 200 with the status, 409 when the policy fetched is held back, 502 with the error
+//	POST /v1/refresh?accept=R  install the held policy of revision R despite policy.max_revoke_ratio; 409 when R is not held
 //	POST /v1/webhooks/logto    a signed Logto webhook: permission-relevant events trigger a refresh
 //	GET  /metrics              Prometheus metrics (with a Gatherer)
 //	GET, PUT /v1/loglevel      the log level, changeable at run time (with a LogLevel)
@@ -137,12 +145,24 @@ func (a *admin) writeStatus(w http.ResponseWriter, ctx context.Context, code int
 func (a *admin) refresh(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RefreshTimeout)
 	defer cancel()
-	if err := a.opts.Refresher.RefreshOnce(ctx); err != nil {
+	var err error
+	if q := r.URL.Query(); q.Has("accept") {
+		err = a.opts.Refresher.Accept(ctx, q.Get("accept"))
+	} else {
+		err = a.opts.Refresher.RefreshOnce(ctx)
+	}
+	var conflict *refresh.AcceptError
+	switch {
+	case errors.As(err, &conflict) || errors.Is(err, refresh.ErrHeld):
+		// The upstream answered; what it has is not (or no longer) the
+		// policy asked for, or is held back.
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	case err != nil:
 		// The refresher's errors name what failed, never credentials.
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
-		return
+	default:
+		a.writeStatus(w, r.Context(), http.StatusOK)
 	}
-	a.writeStatus(w, r.Context(), http.StatusOK)
 }
 
 func writeText(w http.ResponseWriter, code int, text string) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,9 @@ func (f *fakeRefresher) Status() refresh.Status { return f.status }
 func (f *fakeRefresher) RefreshOnce(context.Context) error {
 	f.refreshs.Add(1)
 	return f.err
+}
+func (f *fakeRefresher) Accept(context.Context, string) error {
+	return errors.New("fakeRefresher: no accept")
 }
 func (f *fakeRefresher) Trigger() { f.triggers.Add(1) }
 
@@ -147,5 +151,88 @@ func TestLogLevelAtRunTime(t *testing.T) {
 	}
 	if code, body := rctest.Do(t, http.MethodGet, ts.URL+"/v1/loglevel", nil, nil); code != http.StatusOK || body != "WARN\n" {
 		t.Errorf("GET: %d %q", code, body)
+	}
+}
+
+// docUpstream serves the document it holds, tagged with its content.
+type docUpstream struct{ doc atomic.Pointer[string] }
+
+func (u *docUpstream) String() string { return "test:doc" }
+func (u *docUpstream) Fetch(_ context.Context, etag string) (refresh.Document, error) {
+	data := []byte(*u.doc.Load())
+	if tag := refresh.ContentTag(data); tag != etag {
+		return refresh.Document{Data: data, Format: "yaml", ETag: tag}, nil
+	}
+	return refresh.Document{}, refresh.ErrNotModified
+}
+
+func (u *docUpstream) set(doc string) { u.doc.Store(&doc) }
+
+func readersDoc(rev string, n int) string {
+	var b strings.Builder
+	b.WriteString("revision: " + rev + "\nresources: [{id: orders, actions: [read]}]\nroles: [{id: reader, type: user, permissions: [{resource: orders, actions: [read]}]}]\nsubjects:\n")
+	for i := range n {
+		b.WriteString("  - {id: s" + strconv.Itoa(i) + ", roles: [reader]}\n")
+	}
+	return b.String()
+}
+
+// A refresh whose policy is held back answers 409 with the reason; accept
+// answers 409 when nothing or another revision is held, and installs the
+// held revision with 200 and the status.
+func TestAdminRefreshHoldAndAccept(t *testing.T) {
+	up := &docUpstream{}
+	up.set(readersDoc("r1", 10))
+	engine := &pdp.Engine{}
+	ref, err := refresh.New(refresh.Config{Upstream: up, Engine: engine, MaxRevokeRatio: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(httpapi.AdminHandler(decide.New(engine, decide.Options{}), httpapi.AdminOptions{Refresher: ref}))
+	defer ts.Close()
+	post := func(query string) (int, string) {
+		return rctest.Do(t, http.MethodPost, ts.URL+"/v1/refresh"+query, nil, nil)
+	}
+
+	if code, body := post("?accept=r1"); code != http.StatusConflict || body != `{"error":"no policy is held"}`+"\n" {
+		t.Errorf("accept with nothing held: %d %s", code, body)
+	}
+	if code, body := post(""); code != http.StatusOK || !strings.Contains(body, `"revision":"r1"`) {
+		t.Fatalf("first refresh: %d %s", code, body)
+	}
+	up.set(readersDoc("r2", 1))
+	const reason = `revision \"r2\" would remove 9 of 10 grants (90.0%), more than policy.max_revoke_ratio 0.5 allows; confirm with POST /v1/refresh?accept=r2`
+	if code, body := post(""); code != http.StatusConflict || body != `{"error":"policy held back: `+reason+`"}`+"\n" {
+		t.Errorf("refresh to a suspicious policy: %d %s", code, body)
+	}
+	code, body := rctest.Do(t, http.MethodGet, ts.URL+"/v1/status", nil, nil)
+	var st struct {
+		Revision   string
+		LastError  string `json:"last_error"`
+		LastChange any    `json:"last_change"`
+		Held       struct {
+			Revision, Reason string
+			Change           struct {
+				GrantsBefore string `json:"grants_before"`
+				GrantsLost   string `json:"grants_lost"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || code != http.StatusOK {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	if st.Revision != "r1" || st.Held.Revision != "r2" || st.Held.Change.GrantsLost != "9" || st.Held.Change.GrantsBefore != "10" ||
+		!strings.Contains(st.LastError, "would remove 9 of 10 grants") || st.LastChange != nil {
+		t.Errorf("status while held: %s", body)
+	}
+	if code, body := post("?accept=r3"); code != http.StatusConflict || body != `{"error":"held revision is \"r2\", not \"r3\""}`+"\n" {
+		t.Errorf("accept of another revision: %d %s", code, body)
+	}
+	if code, body := post("?accept=r2"); code != http.StatusOK || !strings.Contains(body, `"revision":"r2"`) || !strings.Contains(body, `"held":null`) ||
+		!strings.Contains(body, `"grants_lost":"9"`) {
+		t.Errorf("accept: %d %s", code, body)
+	}
+	if d, _ := engine.Decide(pdp.Query{Subject: "s5", Resource: "orders", Action: "read"}); d.Allowed || d.Revision != "r2" {
+		t.Errorf("decision after accept = %+v, want r2's deny", d)
 	}
 }

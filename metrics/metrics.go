@@ -109,7 +109,13 @@ func Handler(g prometheus.Gatherer) http.Handler {
 type scraped struct{ src Sources }
 
 var (
-	syncAttempts      = prometheus.NewDesc("rolecall_policy_sync_attempts_total", "Policy refreshes, by result: loaded (a new policy), not_modified (the upstream confirmed the one held), error.", []string{"result"}, nil)
+	syncAttempts      = prometheus.NewDesc("rolecall_policy_sync_attempts_total", "Policy refreshes, by result: loaded (a new policy), not_modified (the upstream confirmed the one served), held (a policy held back by max_revoke_ratio, or still held), error.", []string{"result"}, nil)
+	grantsGained      = prometheus.NewDesc("rolecall_policy_grants_gained_total", "Grants (subject, organization, resource, action) that installed policies allowed and the ones they replaced did not.", nil, nil)
+	grantsLost        = prometheus.NewDesc("rolecall_policy_grants_lost_total", "Grants that the policies replaced allowed and the installed ones did not.", nil, nil)
+	subjectsAdded     = prometheus.NewDesc("rolecall_policy_subjects_added_total", "Subjects that installed policies added.", nil, nil)
+	subjectsRemoved   = prometheus.NewDesc("rolecall_policy_subjects_removed_total", "Subjects that installed policies removed.", nil, nil)
+	policyHeld        = prometheus.NewDesc("rolecall_policy_held", "1 while a fetched policy is held back for removing more grants than max_revoke_ratio allows.", nil, nil)
+	policiesHeld      = prometheus.NewDesc("rolecall_policy_held_total", "Fetched policies held back by max_revoke_ratio, each counted once.", nil, nil)
 	syncLastSuccess   = prometheus.NewDesc("rolecall_policy_last_success_timestamp_seconds", "When the upstream last answered with a valid policy or a confirmation (Unix time).", nil, nil)
 	policyAge         = prometheus.NewDesc("rolecall_policy_age_seconds", "Seconds since the last successful refresh.", nil, nil)
 	policyInfo        = prometheus.NewDesc("rolecall_policy_info", "The policy being served (always 1): its revision, source, format (snapshot, json, yaml), publisher and signing key.", []string{"revision", "source", "format", "publisher", "signing_key"}, nil)
@@ -128,7 +134,7 @@ var (
 )
 
 func (s *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{syncAttempts, syncLastSuccess, policyAge, policyInfo, policyPublished, policyPropagation, policyLongPolling, policyLoaded, policyStale, syncFailures, policyObjects, tokenValidations, tokenCacheHits, tokenCacheMisses, jwksFetches, decisionLogWrites} {
+	for _, d := range []*prometheus.Desc{syncAttempts, grantsGained, grantsLost, subjectsAdded, subjectsRemoved, policyHeld, policiesHeld, syncLastSuccess, policyAge, policyInfo, policyPublished, policyPropagation, policyLongPolling, policyLoaded, policyStale, syncFailures, policyObjects, tokenValidations, tokenCacheHits, tokenCacheMisses, jwksFetches, decisionLogWrites} {
 		ch <- d
 	}
 }
@@ -144,7 +150,14 @@ func (s *scraped) Collect(ch chan<- prometheus.Metric) {
 		st := s.src.Policy()
 		counter(syncAttempts, st.AttemptsLoaded, "loaded")
 		counter(syncAttempts, st.AttemptsNotModified, "not_modified")
+		counter(syncAttempts, st.AttemptsHeld, "held")
 		counter(syncAttempts, st.AttemptsFailed, "error")
+		counter(grantsGained, st.Changes.GrantsGained)
+		counter(grantsLost, st.Changes.GrantsLost)
+		counter(subjectsAdded, st.Changes.SubjectsAdded)
+		counter(subjectsRemoved, st.Changes.SubjectsRemoved)
+		gauge(policyHeld, boolValue(st.Held != nil))
+		counter(policiesHeld, st.PoliciesHeld)
 		gauge(syncFailures, float64(st.ConsecutiveFailures))
 		gauge(policyStale, boolValue(st.Stale))
 		gauge(policyLoaded, boolValue(st.Loaded && !st.Withheld))

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -112,9 +113,10 @@ rolecall_decisions_total{allowed="false",reason="UNKNOWN_ORGANIZATION"} 0
 rolecall_decisions_total{allowed="false",reason="UNKNOWN_RESOURCE"} 0
 rolecall_decisions_total{allowed="false",reason="UNKNOWN_SUBJECT"} 1
 rolecall_decisions_total{allowed="true",reason="GRANTED"} 2
-# HELP rolecall_policy_sync_attempts_total Policy refreshes, by result: loaded (a new policy), not_modified (the upstream confirmed the one held), error.
+# HELP rolecall_policy_sync_attempts_total Policy refreshes, by result: loaded (a new policy), not_modified (the upstream confirmed the one served), held (a policy held back by max_revoke_ratio, or still held), error.
 # TYPE rolecall_policy_sync_attempts_total counter
 rolecall_policy_sync_attempts_total{result="error"} 1
+rolecall_policy_sync_attempts_total{result="held"} 0
 rolecall_policy_sync_attempts_total{result="loaded"} 1
 rolecall_policy_sync_attempts_total{result="not_modified"} 1
 # HELP rolecall_policy_age_seconds Seconds since the last successful refresh.
@@ -301,4 +303,116 @@ rolecall_policy_published_timestamp_seconds 1.7962056e+09
 		"rolecall_policy_propagation_delay_seconds", "rolecall_policy_published_timestamp_seconds"); err != nil {
 		t.Error(err)
 	}
+}
+
+// series serves its documents in turn: next moves to the following one.
+type series struct {
+	docs []string
+	i    int
+}
+
+func (u *series) String() string { return "test:series" }
+func (u *series) next()          { u.i++ }
+
+func (u *series) Fetch(_ context.Context, etag string) (refresh.Document, error) {
+	data := []byte(u.docs[u.i])
+	if tag := refresh.ContentTag(data); tag != etag {
+		return refresh.Document{Data: data, Format: policyfile.YAML, ETag: tag}, nil
+	}
+	return refresh.Document{}, refresh.ErrNotModified
+}
+
+// members is a policy in which each subject of ids holds one grant; "-"
+// before an id gives it none.
+func members(rev string, ids ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "revision: %s\nresources: [{id: orders, actions: [read]}]\nroles: [{id: reader, type: user, permissions: [{resource: orders, actions: [read]}]}]\nsubjects:\n", rev)
+	for _, id := range ids {
+		if rest, ok := strings.CutPrefix(id, "-"); ok {
+			fmt.Fprintf(&b, "  - {id: %s}\n", rest)
+			continue
+		}
+		fmt.Fprintf(&b, "  - {id: %s, roles: [reader]}\n", id)
+	}
+	return b.String()
+}
+
+// The change counters add every install up, the warm start's excepted, and
+// a held policy shows in the gauge and is counted once.
+func TestPolicyChangeCountersAddUp(t *testing.T) {
+	as := func(n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("a%d", i)
+		}
+		return ids
+	}
+	up := &series{docs: []string{
+		members("v1", as(10)...),                          // the first: no change
+		members("v2", append(as(8), "b0")...),             // a8, a9 lost; b0 gained
+		members("v3", append(as(5), "b0", "b1", "b2")...), // a5 … a7 lost, 3 of 9; b1, b2 gained
+		members("v4", "b0"),                               // 7 of 8 lost: held
+		members("v4", "b0", "-c"),                         // the same, and c added: held in its place
+	}}
+	ref, err := refresh.New(refresh.Config{Upstream: up, Engine: &pdp.Engine{}, MaxRevokeRatio: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if _, err := metrics.New(reg, metrics.Sources{Policy: ref.Status}); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"rolecall_policy_grants_gained_total", "rolecall_policy_grants_lost_total", "rolecall_policy_subjects_added_total",
+		"rolecall_policy_subjects_removed_total", "rolecall_policy_held", "rolecall_policy_held_total"}
+	check := func(step string, gained, lost, added, removed, held, heldTotal int) {
+		t.Helper()
+		want := fmt.Sprintf(`
+# HELP rolecall_policy_grants_gained_total Grants (subject, organization, resource, action) that installed policies allowed and the ones they replaced did not.
+# TYPE rolecall_policy_grants_gained_total counter
+rolecall_policy_grants_gained_total %d
+# HELP rolecall_policy_grants_lost_total Grants that the policies replaced allowed and the installed ones did not.
+# TYPE rolecall_policy_grants_lost_total counter
+rolecall_policy_grants_lost_total %d
+# HELP rolecall_policy_subjects_added_total Subjects that installed policies added.
+# TYPE rolecall_policy_subjects_added_total counter
+rolecall_policy_subjects_added_total %d
+# HELP rolecall_policy_subjects_removed_total Subjects that installed policies removed.
+# TYPE rolecall_policy_subjects_removed_total counter
+rolecall_policy_subjects_removed_total %d
+# HELP rolecall_policy_held 1 while a fetched policy is held back for removing more grants than max_revoke_ratio allows.
+# TYPE rolecall_policy_held gauge
+rolecall_policy_held %d
+# HELP rolecall_policy_held_total Fetched policies held back by max_revoke_ratio, each counted once.
+# TYPE rolecall_policy_held_total counter
+rolecall_policy_held_total %d
+`, gained, lost, added, removed, held, heldTotal)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+			t.Errorf("%s: %v", step, err)
+		}
+	}
+	refreshTo := func(wantHeld bool) {
+		t.Helper()
+		if err := ref.RefreshOnce(t.Context()); errors.Is(err, refresh.ErrHeld) != wantHeld || (!wantHeld && err != nil) {
+			t.Fatalf("refresh to document %d: %v, want held %v", up.i, err, wantHeld)
+		}
+	}
+	refreshTo(false)
+	check("the first policy", 0, 0, 0, 0, 0, 0)
+	up.next()
+	refreshTo(false)
+	check("v1 → v2", 1, 2, 1, 2, 0, 0)
+	up.next()
+	refreshTo(false)
+	check("v1 → v2 → v3", 1+2, 2+3, 1+2, 2+3, 0, 0)
+	up.next()
+	refreshTo(true)
+	refreshTo(true) // the same held policy: counted once
+	check("v4 held", 3, 5, 3, 5, 1, 1)
+	up.next()
+	refreshTo(true)
+	check("another v4 held", 3, 5, 3, 5, 1, 2)
+	if err := ref.Accept(t.Context(), "v4"); err != nil {
+		t.Fatal(err)
+	}
+	check("v4 accepted", 3, 5+7, 3+1, 5+7, 0, 2)
 }

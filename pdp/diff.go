@@ -29,14 +29,13 @@ type Comparison struct {
 
 // side translates one snapshot's indexes into the comparison's.
 type side struct {
-	s      *Snapshot
-	perm   []int32 // permission index → comparison's
-	role   []int32 // role index → comparison's
-	org    []int32 // organization index → comparison's
-	bits   []uint64
-	words  int
-	byKey  map[int32][]int32
-	orgIdx map[string]int32
+	s     *Snapshot
+	perm  []int32 // permission index → comparison's
+	role  []int32 // role index → comparison's
+	org   []int32 // organization index → comparison's
+	bits  []uint64
+	words int
+	byKey map[int32][]int32
 }
 
 // Definitions are the changes to what the policy defines, beside who holds

@@ -54,6 +54,13 @@ type Config struct {
 	// documents, unsigned bundles and bundles signed with another key are
 	// refused, and the last good policy keeps serving.
 	PublicKey ed25519.PublicKey
+	// MaxRevokeRatio, when above 0, holds back a fetched policy that would
+	// remove more than this share of the served policy's grants (a subject,
+	// organization or none, resource and action that Decide allows): it is
+	// neither persisted nor served, the last good policy keeps serving, and
+	// Status.Held says why until Accept installs it or the upstream changes
+	// again. At most 1; 0 (the default) is off.
+	MaxRevokeRatio float64
 	// LongPollWait is how long the server of a LongPollUpstream may hold a
 	// fetch open waiting for a change (Prefer: wait). 0 disables long polling.
 	LongPollWait time.Duration
@@ -134,9 +141,22 @@ type Status struct {
 	// held the last one (a rolecall publisher), instead of being polled on
 	// the interval.
 	LongPolling bool
+	// LastChange is the effective change the served policy made against the
+	// one it replaced; nil for the first policy of this process (a warm
+	// start's, or the first fetched without one).
+	LastChange *Change
+	// Held is the fetched policy held back by Config.MaxRevokeRatio; nil
+	// when none is. While one is held, LastError gives its reason.
+	Held *Held
+	// Changes sums the LastChange of every policy installed in this
+	// process, and PoliciesHeld counts the policies held back (each once,
+	// however often fetched again), for metrics.
+	Changes      ChangeCounts
+	PoliciesHeld uint64
 	// Cumulative refresh outcomes, for metrics: a new policy loaded, the
-	// upstream confirming the one held, and failures.
-	AttemptsLoaded, AttemptsNotModified, AttemptsFailed uint64
+	// upstream confirming the one served, a fetched policy held back (or
+	// still held), and failures.
+	AttemptsLoaded, AttemptsNotModified, AttemptsHeld, AttemptsFailed uint64
 }
 
 // Refresher fetches, validates, persists and swaps in policies. RefreshOnce is
@@ -165,6 +185,8 @@ type Refresher struct {
 	rejected string
 	// retryAfter is what the upstream last asked for with Retry-After.
 	retryAfter time.Duration
+	// held is the policy held back by MaxRevokeRatio, or nil.
+	held *heldCandidate
 
 	// fetchMu serializes refreshes: a long poll and an urgent refresh never
 	// install at the same time. cancelWait ends a long poll held open (nil
@@ -203,6 +225,9 @@ func New(cfg Config) (*Refresher, error) {
 	}
 	if cfg.FailWhenStale && cfg.MaxStale == 0 {
 		errs = append(errs, errors.New("refresh: Config.FailWhenStale needs MaxStale"))
+	}
+	if !(cfg.MaxRevokeRatio >= 0 && cfg.MaxRevokeRatio <= 1) {
+		errs = append(errs, fmt.Errorf("refresh: Config.MaxRevokeRatio is %v; want 0 (off) to 1", cfg.MaxRevokeRatio))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -413,18 +438,48 @@ func (r *Refresher) decode(l *loaded) (err error) {
 // urgent refresh (SIGHUP, POST /v1/refresh) never waits on it.
 func (r *Refresher) RefreshOnce(ctx context.Context) error {
 	r.mu.Lock()
+	r.urgentLocked()
+	r.mu.Unlock()
+	defer r.urgentDone()
+	_, err, _ := r.flight.Do("refresh", func() (any, error) { return nil, r.refresh(ctx, 0, nil) })
+	return err
+}
+
+// Accept installs the held policy of this revision despite MaxRevokeRatio.
+// The held policy is not kept in memory (a second compiled policy would
+// double a large sidecar's memory), so Accept fetches the upstream again:
+// when it still has that revision, it is installed without the guard, as a
+// refresh installs; when it has another, that one is refreshed as any new
+// policy and Accept returns an *AcceptError saying so. Nothing held, or
+// another revision held, is an *AcceptError too. An accept applies to this
+// one refresh only, which no other refresh shares.
+func (r *Refresher) Accept(ctx context.Context, revision string) error {
+	r.mu.Lock()
+	err := r.acceptableLocked(revision)
+	if err == nil {
+		r.urgentLocked()
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer r.urgentDone()
+	return r.refresh(ctx, 0, &revision)
+}
+
+// urgentLocked ends a long poll held open and keeps new ones from starting
+// until urgentDone.
+func (r *Refresher) urgentLocked() {
 	r.urgent++
 	if r.cancelWait != nil {
 		r.cancelWait()
 	}
+}
+
+func (r *Refresher) urgentDone() {
+	r.mu.Lock()
+	r.urgent--
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.urgent--
-		r.mu.Unlock()
-	}()
-	_, err, _ := r.flight.Do("refresh", func() (any, error) { return nil, r.refresh(ctx, 0) })
-	return err
 }
 
 // longPoll is one refresh through a long-poll fetch. A poll ended by
@@ -444,17 +499,18 @@ func (r *Refresher) longPoll(ctx context.Context, wait time.Duration) {
 		r.cancelWait = nil
 		r.mu.Unlock()
 	}()
-	_ = r.refresh(wctx, wait)
+	_ = r.refresh(wctx, wait, nil)
 }
 
 // refresh fetches, holding the fetch open up to wait when the upstream can
-// long-poll, and installs what changed.
-func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
+// long-poll, and installs what changed. With accept, the held policy of that
+// revision is installed despite MaxRevokeRatio.
+func (r *Refresher) refresh(ctx context.Context, wait time.Duration, accept *string) error {
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
 	defer r.checkStale()
 	var large bool
-	err := r.fetchAndInstall(ctx, wait, &large)
+	err := r.fetchAndInstall(ctx, wait, accept, &large)
 	if large {
 		// A large document was installed: it, the marshalled snapshot, the
 		// old policy and what reading them left are garbage now. Give the
@@ -467,21 +523,42 @@ func (r *Refresher) refresh(ctx context.Context, wait time.Duration) error {
 }
 
 // fetchAndInstall is refresh under fetchMu. It sets returnMemory when it
-// installed a large document.
-func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, returnMemory *bool) error {
+// read a large document.
+func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, accept *string, returnMemory *bool) error {
 	r.retryUnsaved()
 	r.mu.Lock()
 	etag := r.status.ETag
+	if accept != nil {
+		// Another refresh may have ended the hold since Accept looked.
+		if err := r.acceptableLocked(*accept); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+	}
+	// While a policy is held, ask whether the upstream still has it: an
+	// upstream that does answers "not modified" for the price of a 304 or a
+	// stat. An accept asks for the upstream's policy whatever it is.
+	askedHeld := accept == nil && r.held != nil && r.held.etag != ""
+	if askedHeld {
+		etag = r.held.etag
+	}
 	r.mu.Unlock()
+	// gone is Accept's answer when the upstream no longer has the revision.
+	gone := func(has string) error {
+		if accept == nil {
+			return nil
+		}
+		return &AcceptError{fmt.Sprintf("revision %q was not installed: the upstream no longer has it, it has %s", *accept, has)}
+	}
 
 	var doc Document
 	var err error
 	if lp, ok := r.cfg.Upstream.(LongPollUpstream); ok && wait > 0 {
-		var held bool
+		var kept bool
 		r.mu.Lock()
 		r.waiting = true
 		r.mu.Unlock()
-		doc, held, err = lp.FetchWait(ctx, etag, wait)
+		doc, kept, err = lp.FetchWait(ctx, etag, wait)
 		r.mu.Lock()
 		r.waiting = false
 		r.mu.Unlock()
@@ -489,15 +566,18 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 			return nil // ended by an urgent refresh, a trigger or shutdown
 		}
 		r.mu.Lock()
-		r.status.LongPolling = held && (err == nil || errors.Is(err, ErrNotModified))
+		r.status.LongPolling = kept && (err == nil || errors.Is(err, ErrNotModified))
 		r.mu.Unlock()
 	} else {
 		doc, err = r.cfg.Upstream.Fetch(ctx, etag)
 	}
 	now := r.cfg.Now()
 	if errors.Is(err, ErrNotModified) {
+		if askedHeld {
+			return r.stillHeld(now, "")
+		}
 		r.confirm(now, etag)
-		return nil
+		return gone("the policy served")
 	}
 	if err != nil {
 		return r.fail(now, fmt.Errorf("fetch: %w", err))
@@ -511,7 +591,13 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 		return r.fail(now, err)
 	}
 	r.mu.Lock()
-	same := r.served != nil && l.sum == r.contentSum
+	served := r.served
+	same := served != nil && l.sum == r.contentSum
+	// The held policy again: known without compiling it, unless accepted.
+	heldAgain := accept == nil && r.held != nil && l.sum == r.held.sum
+	// Any other content ends a hold, whatever becomes of it: the upstream
+	// no longer has the held policy.
+	moved := r.held != nil && l.sum != r.held.sum
 	lastErr, rejected := r.status.LastError, doc.ETag != "" && doc.ETag == r.rejected
 	floor := r.bundleFloor
 	r.mu.Unlock()
@@ -519,18 +605,29 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 		// A new tag on the same content (another hub replica's bundle, a
 		// touched file): nothing to compile, store or swap.
 		r.confirm(now, doc.ETag)
-		return nil
+		return gone("the policy served")
+	}
+	if heldAgain {
+		return r.stillHeld(now, doc.ETag)
+	}
+	fail := func(err error) error {
+		if moved {
+			r.mu.Lock()
+			r.dropHoldLocked()
+			r.mu.Unlock()
+		}
+		return r.fail(now, err)
 	}
 	if rejected {
-		return r.fail(now, fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr))
+		return fail(fmt.Errorf("document %s was rejected before: %s", doc.ETag, lastErr))
 	}
 	if l.format == FormatSnapshot {
 		if !floor.IsZero() && l.publishedAt.Before(floor) {
-			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, before the one served (published at %s): a replayed or rolled-back bundle, or a publisher behind its peers",
+			return fail(fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, before the one served (published at %s): a replayed or rolled-back bundle, or a publisher behind its peers",
 				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), floor.Format(time.RFC3339Nano)))
 		}
 		if ahead := l.publishedAt.Sub(now); ahead > maxFutureSkew {
-			return r.fail(now, fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, %s ahead of this host's clock: check the publisher's clock",
+			return fail(fmt.Errorf("refusing a snapshot bundle (revision %q) published at %s, %s ahead of this host's clock: check the publisher's clock",
 				l.bundleRevision, l.publishedAt.Format(time.RFC3339Nano), ahead.Round(time.Second)))
 		}
 	}
@@ -563,9 +660,24 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 		r.mu.Lock()
 		r.rejected = doc.ETag
 		r.mu.Unlock()
-		return r.fail(now, err)
+		return fail(err)
 	}
 	decoded := time.Now()
+	// What the new policy changes, against the one served; a suspicious
+	// change is held back before anything is persisted or served.
+	var change *Change
+	accepted := accept != nil && *accept == l.snap.Revision()
+	if served != nil {
+		change = r.compare(served, l.snap, now)
+		if reason := r.suspicious(change); reason != "" && !accepted {
+			if staged != nil {
+				<-staged // unnamed, the file goes at the next save
+			}
+			*returnMemory = size >= largeDocument
+			return r.hold(now, l, doc.ETag, change, reason)
+		}
+	}
+	compared := time.Now()
 	// Persist first, then serve: a policy served and then lost in a crash
 	// would come back older after a restart, an access it revoked granted
 	// again.
@@ -629,6 +741,10 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 		if l.published {
 			st.PropagationDelay = delay
 		}
+		st.LastChange = change
+		if change != nil {
+			st.Changes.add(change.Totals)
+		}
 	})
 	r.mu.Lock()
 	r.status.AttemptsLoaded++
@@ -636,7 +752,8 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 	args := []any{"revision", l.snap.Revision(), "etag", doc.ETag, "format", l.format,
 		"resources", l.snap.Counts().Resources, "roles", l.snap.Counts().Roles,
 		"organizations", l.snap.Counts().Organizations, "subjects", l.snap.Counts().Subjects,
-		"bytes", size, "decode", decoded.Sub(fetched).Round(time.Millisecond), "persist", persisted.Sub(decoded).Round(time.Millisecond)}
+		"bytes", size, "decode", decoded.Sub(fetched).Round(time.Millisecond), "compare", compared.Sub(decoded).Round(time.Millisecond),
+		"persist", persisted.Sub(compared).Round(time.Millisecond)}
 	if l.published {
 		args = append(args, "published_at", l.publishedAt, "publisher", l.publisher, "propagation_delay", delay)
 	}
@@ -644,7 +761,13 @@ func (r *Refresher) fetchAndInstall(ctx context.Context, wait time.Duration, ret
 		args = append(args, "signing_key", l.keyID, "verified", l.verified)
 	}
 	r.log.Info("policy loaded", args...)
+	if accepted && change != nil && r.suspicious(change) != "" {
+		r.log.Warn("held policy accepted: installed despite policy.max_revoke_ratio", "revision", l.snap.Revision())
+	}
 	*returnMemory = size >= largeDocument
+	if accept != nil && !accepted {
+		return gone(fmt.Sprintf("revision %q, installed as any new policy", l.snap.Revision()))
+	}
 	return nil
 }
 
@@ -676,6 +799,7 @@ func (r *Refresher) install(l loaded, update func(*Status)) {
 	}
 	r.status.SigningKey, r.status.Verified = l.keyID, l.verified
 	r.retryAfter = 0
+	r.dropHoldLocked()
 	update(&r.status)
 	r.mu.Unlock()
 	// The publisher first, so that what OnChange reports (a withheld policy
@@ -697,6 +821,8 @@ func (r *Refresher) confirm(now time.Time, etag string) {
 	r.status.LastError = ""
 	r.status.ConsecutiveFailures = 0
 	r.retryAfter = 0
+	// The upstream has the served policy again: nothing is held.
+	r.dropHoldLocked()
 	r.mu.Unlock()
 }
 

@@ -47,6 +47,8 @@ type rig struct {
 	cache       *cache.Cache
 	ref         *refresh.Refresher
 	loads       int
+	// configure, when set, edits the refresher's config.
+	configure func(*refresh.Config)
 }
 
 func newRig(t *testing.T, content string) *rig {
@@ -63,14 +65,18 @@ func newRig(t *testing.T, content string) *rig {
 
 func (r *rig) refresher(t *testing.T) *refresh.Refresher {
 	t.Helper()
-	ref, err := refresh.New(refresh.Config{
+	cfg := refresh.Config{
 		Upstream: file.New(r.policy),
 		Engine:   r.engine,
 		Cache:    r.cache,
 		Interval: 5 * time.Second,
 		Jitter:   -1,
 		OnChange: func() { r.loads++ },
-	})
+	}
+	if r.configure != nil {
+		r.configure(&cfg)
+	}
+	ref, err := refresh.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -516,6 +516,7 @@ func TestServeUpstreamUsageErrors(t *testing.T) {
 		{[]string{"--upstream", "ftp://x"}, `policy.upstream: unknown scheme "ftp"`},
 		{[]string{"--policy", bookstore, "--on-stale", "fail"}, "policy.on_stale: fail needs policy.max_stale"},
 		{[]string{"--policy", bookstore, "--on-stale", "panic", "--max-stale", "1h"}, `policy.on_stale: "panic": want serve or fail`},
+		{[]string{"--policy", bookstore, "--max-revoke-ratio", "2"}, "policy.max_revoke_ratio: 2: want 0 (off) to 1"},
 		{[]string{"--upstream", "stytch://project-test-1"}, "ROLECALL_STYTCH_SECRET is empty (set it, or name --stytch-secret-file)"},
 		{[]string{"--upstream", "logto://tenant.logto.app", "--logto-app-id", "app", "--logto-app-secret-file", "/nonexistent/secret"}, "/nonexistent/secret"},
 		{[]string{"--upstream", "logto://tenant.logto.app"}, "policy.logto.app_id: required by a logto:// upstream"},

@@ -213,17 +213,18 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 		}
 	}
 	ref, err = refresh.New(refresh.Config{
-		Upstream:      upstream,
-		Engine:        engine,
-		Cache:         db,
-		Interval:      interval,
-		MaxStale:      cfg.Policy.MaxStale,
-		FailWhenStale: cfg.Policy.OnStale == "fail",
-		PublicKey:     publicKey,
-		LongPollWait:  cfg.Policy.LongPollWait(),
-		Logger:        log,
-		OnChange:      onChange,
-		OnInstall:     onInstall,
+		Upstream:       upstream,
+		Engine:         engine,
+		Cache:          db,
+		Interval:       interval,
+		MaxStale:       cfg.Policy.MaxStale,
+		FailWhenStale:  cfg.Policy.OnStale == "fail",
+		MaxRevokeRatio: cfg.Policy.MaxRevokeRatio,
+		PublicKey:      publicKey,
+		LongPollWait:   cfg.Policy.LongPollWait(),
+		Logger:         log,
+		OnChange:       onChange,
+		OnInstall:      onInstall,
 	})
 	if err != nil {
 		return err

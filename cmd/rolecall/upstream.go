@@ -15,6 +15,7 @@ func registerPolicyFlags(fs *flag.FlagSet, p *config.Policy, policyFile *string)
 	fs.DurationVar(&p.MaxStale, "max-stale", p.MaxStale, "how old the last successful refresh may be before the policy is stale (0: never)")
 	fs.StringVar(&p.PublicKeyFile, "policy-public-key", p.PublicKeyFile, "PEM `FILE` of the publisher's Ed25519 public key: accept only snapshot bundles signed with it")
 	fs.StringVar(&p.OnStale, "on-stale", p.OnStale, "what a stale policy does: serve (and say so in status and readiness) or fail (Check answers UNAVAILABLE)")
+	fs.Float64Var(&p.MaxRevokeRatio, "max-revoke-ratio", p.MaxRevokeRatio, "hold back a new policy that would remove more than this share of the served policy's grants, until POST /v1/refresh?accept=REVISION (0: off; at most 1)")
 	h := &p.HTTP
 	fs.DurationVar(&h.Timeout, "upstream-timeout", h.Timeout, "http(s) upstream: timeout of one fetch")
 	fs.Int64Var(&h.MaxBytes, "upstream-max-bytes", h.MaxBytes, "http(s) upstream: largest document accepted")

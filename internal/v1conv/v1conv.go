@@ -95,10 +95,29 @@ func StatusResponse(st decide.Status) *rolecallv1.GetPolicyStatusResponse {
 	resp.SigningKey = st.SigningKey
 	resp.Verified = st.Verified
 	resp.LongPolling = st.LongPolling
+	if st.LastChange != nil {
+		c := st.LastChange
+		resp.LastChange = policyChange(c.From, c.To, c.Totals, c.At)
+	}
+	if h := st.Held; h != nil {
+		c := h.Change
+		resp.Held = &rolecallv1.HeldPolicy{Revision: h.Revision, Change: policyChange(c.From, c.To, c.Totals, c.At), Reason: h.Reason, Since: optionalTime(h.Since)}
+	}
 	if st.Issuers != nil {
 		resp.Issuers = issuers(st.Issuers)
 	}
 	return resp
+}
+
+// policyChange is a refresh.Change: the change from one revision to the
+// other, computed at at.
+func policyChange(from, to string, t pdp.Totals, at time.Time) *rolecallv1.PolicyChange {
+	return &rolecallv1.PolicyChange{
+		FromRevision: from, ToRevision: to,
+		GrantsBefore: t.GrantsBefore, GrantsAfter: t.GrantsAfter, GrantsGained: t.GrantsGained, GrantsLost: t.GrantsLost,
+		SubjectsAdded: t.SubjectsAdded, SubjectsRemoved: t.SubjectsRemoved, SubjectsChanged: t.SubjectsChanged,
+		At: optionalTime(at),
+	}
 }
 
 func claims(c *token.Claims) *rolecallv1.TokenClaims {
