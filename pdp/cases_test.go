@@ -83,8 +83,8 @@ func TestDecisionCases(t *testing.T) {
 			if r.PolicyProblems != nil {
 				t.Fatalf("policy does not compile:\n%s", strings.Join(r.PolicyProblems, "\n"))
 			}
-			if len(r.Cases) != len(s.Checks)+len(s.ListPermissions) {
-				t.Fatalf("ran %d cases of %d", len(r.Cases), len(s.Checks)+len(s.ListPermissions))
+			if len(r.Cases) != len(s.Checks)+len(s.ListPermissions)+len(s.WhoCan) {
+				t.Fatalf("ran %d cases of %d", len(r.Cases), len(s.Checks)+len(s.ListPermissions)+len(s.WhoCan))
 			}
 			for _, c := range r.Cases {
 				t.Run(c.Name, func(t *testing.T) {
