@@ -132,6 +132,9 @@ func New(engine *pdp.Engine, opts Options) *Decider {
 // Engine is the engine the Decider answers from.
 func (d *Decider) Engine() *pdp.Engine { return d.engine }
 
+// WhoCan says which callers ListSubjects answers.
+func (d *Decider) WhoCan() WhoCan { return d.whoCan }
+
 // Authz is the enforcement configuration with its defaults applied, nil when
 // the enforcement edges are off.
 func (d *Decider) Authz() *AuthzOptions { return d.authz }
