@@ -248,7 +248,8 @@ func TestSpecExamples(t *testing.T) {
 		jsonEqual(t, body, `{
 		  "policy_decision_point": "`+srv.URL+`",
 		  "access_evaluation_endpoint": "`+srv.URL+`/access/v1/evaluation",
-		  "access_evaluations_endpoint": "`+srv.URL+`/access/v1/evaluations"
+		  "access_evaluations_endpoint": "`+srv.URL+`/access/v1/evaluations",
+		  "search_subject_endpoint": "`+srv.URL+`/access/v1/search/subject"
 		}`)
 	})
 }
@@ -517,7 +518,8 @@ func TestMetadata(t *testing.T) {
 	want := func(base string) string {
 		return `{"policy_decision_point": "` + base + `",
 		  "access_evaluation_endpoint": "` + base + `/access/v1/evaluation",
-		  "access_evaluations_endpoint": "` + base + `/access/v1/evaluations"}`
+		  "access_evaluations_endpoint": "` + base + `/access/v1/evaluations",
+		  "search_subject_endpoint": "` + base + `/access/v1/search/subject"}`
 	}
 
 	t.Run("configured base URL", func(t *testing.T) {
@@ -820,7 +822,7 @@ func TestHTTPErrors(t *testing.T) {
 		})
 	}
 	t.Run("unknown path", func(t *testing.T) {
-		for _, p := range []string{"/", "/access/v1/evaluation/", "/access/v1/search/subject", "/.well-known/authzen-configuration/tenant1"} {
+		for _, p := range []string{"/", "/access/v1/evaluation/", "/access/v1/search/resource", "/access/v1/search/action", "/.well-known/authzen-configuration/tenant1"} {
 			wantError(t, call(h, "POST", p, ok), http.StatusNotFound, "no AuthZEN endpoint")
 		}
 	})
@@ -847,6 +849,7 @@ func TestHTTPErrors(t *testing.T) {
 
 // Client input never makes a 500, nor a response that is not a JSON object.
 func FuzzHandler(f *testing.F) {
+	// endpoint: 0 evaluation, 1 evaluations, 2 subject search.
 	for _, s := range []string{
 		tuple(nil),
 		tuple(nil, `"context": {"org": "acme"}`),
@@ -855,15 +858,25 @@ func FuzzHandler(f *testing.F) {
 		`{"subject": {"type": "user", "id": "dave", "properties": {"org": "acme"}}, "evaluations": [null]}`,
 		`[]`, `{`, `"\ud800"`, `{"a":1,"a":2}`,
 	} {
-		f.Add(s, true)
-		f.Add(s, false)
-	}
-	h := authzen.Handler(decider(bookstore(f), nil), authzen.Options{MaxEvaluations: 50})
-	f.Fuzz(func(t *testing.T, body string, batch bool) {
-		path := "/access/v1/evaluation"
-		if batch {
-			path += "s"
+		for endpoint := range uint8(3) {
+			f.Add(s, endpoint)
 		}
+	}
+	for _, s := range []string{
+		`{"subject": {"type": "user"}, "action": {"name": "read:order"}, "resource": {"type": "https://api.store.io/orders", "id": "123"}}`,
+		`{"subject": {"type": "user", "id": 5}, "action": {"name": "read:member"}, "resource": {"type": "organization"}, "context": {"org": "acme"}, "page": {"limit": 1}}`,
+		`{"subject": {"type": "user", "properties": {"org": "initech"}}, "action": {"name": "download"}, "resource": {"type": "document"}, "page": {"limit": 1, "token": "AAAAAAAAAAAB.AAAAAAAAAAA"}}`,
+		`{"subject": {"type": "user"}, "action": {"name": "read:product"}, "resource": {"type": "https://api.store.io/products"}, "page": {"limit": 99999999999999999999, "properties": {}}}`,
+		`{"subject": {"type": "user"}, "action": {"name": "a"}, "resource": {"type": "r"}, "page": {"limit": -1e3, "token": ""}}`,
+		`{"subject": {"type": ""}, "page": []}`,
+	} {
+		f.Add(s, uint8(2))
+	}
+	dec := decide.New(bookstore(f), decide.Options{WhoCan: decide.WhoCanAny})
+	h := authzen.Handler(dec, authzen.Options{MaxEvaluations: 50})
+	paths := [...]string{"/access/v1/evaluation", "/access/v1/evaluations", "/access/v1/search/subject"}
+	f.Fuzz(func(t *testing.T, body string, endpoint uint8) {
+		path := paths[int(endpoint)%len(paths)]
 		w := call(h, "POST", path, body)
 		switch w.Code {
 		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
@@ -874,12 +887,21 @@ func FuzzHandler(f *testing.F) {
 		if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
 			t.Fatalf("response is not a JSON object: %v: %s", err, w.Body)
 		}
-		if w.Code == http.StatusOK {
-			_, single := v["decision"].(bool)
-			_, many := v["evaluations"].([]any)
-			if single == many {
-				t.Fatalf("neither one decision nor evaluations: %s", w.Body)
+		if w.Code != http.StatusOK {
+			return
+		}
+		if path == paths[2] {
+			results, ok := v["results"].([]any)
+			page, _ := v["page"].(map[string]any)
+			if _, hasNext := page["next_token"].(string); !ok || !hasNext || page["count"] != float64(len(results)) {
+				t.Fatalf("not a Search API Response with page.next_token and count: %s", w.Body)
 			}
+			return
+		}
+		_, single := v["decision"].(bool)
+		_, many := v["evaluations"].([]any)
+		if single == many {
+			t.Fatalf("neither one decision nor evaluations: %s", w.Body)
 		}
 	})
 }

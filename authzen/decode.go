@@ -34,6 +34,7 @@ type request struct {
 type (
 	subject struct {
 		path   string
+		typ    string
 		id     string
 		org    string // properties.org
 		hasOrg bool
@@ -66,21 +67,7 @@ type (
 // in it. Its errors are messages for the client, naming the offending member
 // by its path, such as "evaluations[3].subject.id: must not be empty".
 func parseRequest(body []byte, batch bool, maxEvaluations int) (*request, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errors.New("request body is empty; want a JSON object")
-	}
-	var raw json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-			return nil, fmt.Errorf("request body is not valid JSON: %v (at byte %d)", se, se.Offset)
-		}
-		return nil, fmt.Errorf("request body is not valid JSON: %v", err)
-	}
-	// §10.1.1: the top-level element of every body MUST be an object.
-	if kind(raw) != "an object" {
-		return nil, fmt.Errorf("request body must be a JSON object, not %s", kind(raw))
-	}
-	top, err := object(raw, "request body")
+	top, err := topObject(body)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +124,26 @@ func parseRequest(body []byte, batch bool, maxEvaluations int) (*request, error)
 	return req, nil
 }
 
+// topObject returns the members of a request body, which must be a JSON
+// object without duplicate member names.
+func topObject(body []byte) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errors.New("request body is empty; want a JSON object")
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return nil, fmt.Errorf("request body is not valid JSON: %v (at byte %d)", se, se.Offset)
+		}
+		return nil, fmt.Errorf("request body is not valid JSON: %v", err)
+	}
+	// §10.1.1: the top-level element of every body MUST be an object.
+	if kind(raw) != "an object" {
+		return nil, fmt.Errorf("request body must be a JSON object, not %s", kind(raw))
+	}
+	return object(raw, "request body")
+}
+
 // evaluation applies the defaults to an item (§7.1.1) and validates the
 // resulting query. item is empty and itemPath "" for a single evaluation.
 func evaluation(defaults, item tuple, itemPath string) (pdp.Query, error) {
@@ -174,37 +181,57 @@ func evaluation(defaults, item tuple, itemPath string) (pdp.Query, error) {
 	}
 
 	q := pdp.Query{Subject: t.subject.id, Resource: t.resource.typ, Action: t.action.name}
-	orgPath := ""
-	switch {
-	case t.context != nil && t.context.hasOrg:
-		q.Org, orgPath = t.context.org, t.context.path+".org"
-	case t.subject.hasOrg:
-		q.Org, orgPath = t.subject.org, t.subject.path+".properties.org"
-	}
-	if orgPath != "" && q.Org == "" {
-		// Not "no organization": that would decide on the global roles,
-		// which may grant what the organization's roles do not.
-		return pdp.Query{}, fmt.Errorf("%s: must not be empty; omit it to decide without an organization", orgPath)
+	var orgPath string
+	var err error
+	if q.Org, orgPath, err = organization(t); err != nil {
+		return pdp.Query{}, err
 	}
 	if err := q.Validate(); err != nil {
-		qe, ok := errors.AsType[*pdp.QueryError](err)
-		if !ok {
-			return pdp.Query{}, err
-		}
-		path := qe.Field
-		switch qe.Field {
-		case "subject":
-			path = t.subject.path + ".id"
-		case "org":
-			path = orgPath
-		case "resource":
-			path = t.resource.path + ".type"
-		case "action":
-			path = t.action.path + ".name"
-		}
-		return pdp.Query{}, fmt.Errorf("%s: %s", path, qe.Reason)
+		return pdp.Query{}, memberError(err, t, orgPath)
 	}
 	return q, nil
+}
+
+// organization is the organization of t and the path it came from:
+// context.org if present, else subject.properties.org if present, else none.
+func organization(t tuple) (org, path string, err error) {
+	switch {
+	case t.context != nil && t.context.hasOrg:
+		org, path = t.context.org, t.context.path+".org"
+	case t.subject.hasOrg:
+		org, path = t.subject.org, t.subject.path+".properties.org"
+	}
+	if path != "" && org == "" {
+		// Not "no organization": that would decide on the global roles,
+		// which may grant what the organization's roles do not.
+		return "", "", fmt.Errorf("%s: must not be empty; omit it to decide without an organization", path)
+	}
+	return org, path, nil
+}
+
+// memberError restates a *pdp.QueryError about t with the path of the
+// request member the field came from.
+func memberError(err error, t tuple, orgPath string) error {
+	qe, ok := errors.AsType[*pdp.QueryError](err)
+	if !ok {
+		return err
+	}
+	path := qe.Field
+	switch qe.Field {
+	case "subject":
+		path = t.subject.path + ".id"
+	case "org":
+		path = orgPath
+	case "resource":
+		path = t.resource.path + ".type"
+	case "action":
+		path = t.action.path + ".name"
+	case "page_size":
+		path = "page.limit"
+	case "page_token":
+		path = "page.token"
+	}
+	return fmt.Errorf("%s: %s", path, qe.Reason)
 }
 
 // decodeTuple decodes the subject, action, resource and context members of
@@ -214,7 +241,7 @@ func decodeTuple(m map[string]json.RawMessage, prefix string) (tuple, error) {
 	var t tuple
 	var err error
 	if v, ok := present(m, "subject"); ok {
-		if t.subject, err = decodeSubject(v, prefix+"subject"); err != nil {
+		if t.subject, err = decodeSubject(v, prefix+"subject", false); err != nil {
 			return t, err
 		}
 	}
@@ -224,7 +251,7 @@ func decodeTuple(m map[string]json.RawMessage, prefix string) (tuple, error) {
 		}
 	}
 	if v, ok := present(m, "resource"); ok {
-		if t.resource, err = decodeResource(v, prefix+"resource"); err != nil {
+		if t.resource, err = decodeResource(v, prefix+"resource", false); err != nil {
 			return t, err
 		}
 	}
@@ -237,8 +264,10 @@ func decodeTuple(m map[string]json.RawMessage, prefix string) (tuple, error) {
 }
 
 // decodeSubject decodes a Subject (§5.1): type and id are REQUIRED strings,
-// properties an OPTIONAL object. rolecall reads properties.org.
-func decodeSubject(raw json.RawMessage, path string) (*subject, error) {
+// properties an OPTIONAL object. rolecall reads properties.org. The subject
+// of a Subject Search (searched) has no id: if present it MUST be ignored
+// (§8.4.1), and it is, whatever its value.
+func decodeSubject(raw json.RawMessage, path string, searched bool) (*subject, error) {
 	m, err := object(raw, path)
 	if err != nil {
 		return nil, err
@@ -250,9 +279,11 @@ func decodeSubject(raw json.RawMessage, path string) (*subject, error) {
 	if err := checkUnused(typ, path+".type", true); err != nil {
 		return nil, err
 	}
-	s := &subject{path: path}
-	if s.id, err = requiredString(m, "id", path); err != nil {
-		return nil, err
+	s := &subject{path: path, typ: typ}
+	if !searched {
+		if s.id, err = requiredString(m, "id", path); err != nil {
+			return nil, err
+		}
 	}
 	props, err := properties(m, path)
 	if err != nil || props == nil {
@@ -269,8 +300,9 @@ func decodeSubject(raw json.RawMessage, path string) (*subject, error) {
 
 // decodeResource decodes a Resource (§5.2): type and id are REQUIRED
 // strings, properties an OPTIONAL object. The type is rolecall's resource
-// id; the id is not used.
-func decodeResource(raw json.RawMessage, path string) (*resource, error) {
+// id; the id is not used. In a search (idOptional) the id may be absent, as
+// in the examples of §8.2.3: a type-level question has no instance to name.
+func decodeResource(raw json.RawMessage, path string, idOptional bool) (*resource, error) {
 	m, err := object(raw, path)
 	if err != nil {
 		return nil, err
@@ -279,12 +311,14 @@ func decodeResource(raw json.RawMessage, path string) (*resource, error) {
 	if r.typ, err = requiredString(m, "type", path); err != nil {
 		return nil, err
 	}
-	id, err := requiredString(m, "id", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkUnused(id, path+".id", false); err != nil {
-		return nil, err
+	if _, ok := present(m, "id"); ok || !idOptional {
+		id, err := requiredString(m, "id", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkUnused(id, path+".id", false); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := properties(m, path); err != nil {
 		return nil, err

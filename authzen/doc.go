@@ -13,11 +13,14 @@ Endpoint Overview"):
 
 	POST /access/v1/evaluation              Access Evaluation API (§6)
 	POST /access/v1/evaluations             Access Evaluations API (§7)
+	POST /access/v1/search/subject          Subject Search API (§8.4)
 	GET  /.well-known/authzen-configuration PDP metadata (§9)
 
-The search APIs (§8) are not served, so the metadata document leaves their
-endpoint parameters out, which tells a PEP that this PDP does not offer them
-(§9.1.1). Any other path is 404.
+Of the Search APIs (§8), Subject Search is served; Resource Search (§8.5)
+and Action Search (§8.6) are not (rolecall's resources are types, not
+instances), so the metadata document leaves their endpoint parameters out,
+which tells a PEP that this PDP does not offer them (§9.1.1). Any other path
+is 404.
 
 # Mapping to rolecall
 
@@ -100,6 +103,63 @@ with "decision": false (§10.1.2: HTTP errors are never decisions).
   - At most [Options.MaxEvaluations] items (default 1000) per request; more
     is a 400 (§11.7).
 
+# Subject Search
+
+A Subject Search request (§8.4.1) asks which subjects may perform action on
+resource, with the same mapping as an evaluation, less the subject's id:
+
+	subject.type            required, a non-empty string; echoed as the type
+	                        of every result
+	subject.id              ignored, whatever it holds (§8.4.1: it "SHOULD be
+	                        omitted, and if present, MUST be ignored")
+	subject.properties.org  → the organization, unless context.org is present
+	resource.type           → the resource
+	resource.id             optional here (a string if present), not used:
+	                        §8.2.3's examples omit it
+	action.name             → the action
+	context.org             → the organization, with the rules above
+	page.token              the next_token of the previous page (§8.2.1)
+	page.limit              at most this many results: a non-negative integer
+	                        (digits only); 0 or absent for 100, above 1000
+	                        lowered to 1000 (a limit is a maximum, §8.2.1)
+	page.properties         accepted and ignored
+
+It is answered by [decide.Decider.ListSubjects], so every result is a
+subject an Access Evaluation of the same action, resource and organization
+permits (§8.1), and the search is transitive as §8.1 recommends: default
+roles and implicit rules (email domain, SSO connection, SSO group) are
+followed. The response (§8.3) puts page first, as RECOMMENDED:
+
+	{
+	  "page": {"next_token": "", "count": 2},
+	  "context": {"reason": "GRANTED", "policy_revision": "bookstore-2026-11-20.1"},
+	  "results": [
+	    {"type": "user", "id": "alice", "properties": {"matched_role": "order_admin"}},
+	    {"type": "user", "id": "carol", "properties": {"matched_role": "order_admin"}}
+	  ]
+	}
+
+page.next_token is always present, "" on the last page (§8.2.2); page.count
+is the number of results; no total is given. The policy does not keep an
+AuthZEN type per subject, so subject.type does not filter: every permitted
+subject, user or machine-to-machine application, is returned with the type
+asked for. context.reason is GRANTED, or UNKNOWN_RESOURCE, UNKNOWN_ACTION or
+UNKNOWN_ORGANIZATION when the request names what the policy does not have
+(then results is empty). Results come in the policy document's order; a page
+before the last may hold fewer than page.limit results.
+
+A next_token is bound to its search: §8.2 requires every entity and the
+limit to stay as they were and says the PDP SHOULD refuse a change, so a
+token sent with another subject.type, action, resource, organization or
+limit is a 400, and so is one whose policy revision is no longer served
+(start again without a token).
+
+The answer lists subject ids in bulk, which an evaluation gives away only
+one guessed id at a time, so the Decider's WhoCan option decides who gets
+it: by default only callers from a loopback address (the PEPs on the
+sidecar's host); 403 for others. With WhoCan off it is 403 for everyone and
+search_subject_endpoint is not advertised.
+
 # Errors
 
 Errors are HTTP status codes (§10.1.2) with a JSON object body (§10.1.1: the
@@ -112,6 +172,7 @@ top level of every body is an object) holding the message string:
 	     (§10.1.1 requires a Bad Request), a member of the wrong type, an id
 	     that fails pdp.Query.Validate, too many evaluations, an unknown
 	     evaluations_semantic
+	403  Subject Search refused to this caller (see Subject Search)
 	404  unknown path
 	405  wrong method (with an Allow header)
 	413  body over 1 MiB (§11.7)
@@ -136,7 +197,8 @@ GET /.well-known/authzen-configuration returns (§9.1.1, §9.2.2):
 	{
 	  "policy_decision_point": "https://pdp.example.com",
 	  "access_evaluation_endpoint": "https://pdp.example.com/access/v1/evaluation",
-	  "access_evaluations_endpoint": "https://pdp.example.com/access/v1/evaluations"
+	  "access_evaluations_endpoint": "https://pdp.example.com/access/v1/evaluations",
+	  "search_subject_endpoint": "https://pdp.example.com/access/v1/search/subject"
 	}
 
 policy_decision_point is [Options.BaseURL]. When that is empty it is derived

@@ -20,7 +20,9 @@ import (
 const (
 	EvaluationPath  = "/access/v1/evaluation"
 	EvaluationsPath = "/access/v1/evaluations"
-	MetadataPath    = "/.well-known/authzen-configuration"
+	// SearchSubjectPath is the Subject Search API (§8.4).
+	SearchSubjectPath = "/access/v1/search/subject"
+	MetadataPath      = "/.well-known/authzen-configuration"
 )
 
 // DefaultMaxEvaluations bounds one Access Evaluations request when
@@ -45,7 +47,8 @@ type Options struct {
 }
 
 // Handler serves the AuthZEN Authorization API from dec: POST
-// /access/v1/evaluation, POST /access/v1/evaluations and GET
+// /access/v1/evaluation, POST /access/v1/evaluations, POST
+// /access/v1/search/subject (to the callers dec's WhoCan admits) and GET
 // /.well-known/authzen-configuration. See the package documentation for the
 // mapping and the behaviour. Every decision made goes to dec's recorder, in
 // order, before the response is written; evaluations skipped by a
@@ -88,6 +91,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveEvaluation(w, r, false)
 	case EvaluationsPath:
 		h.serveEvaluation(w, r, true)
+	case SearchSubjectPath:
+		h.serveSearch(w, r)
 	case MetadataPath:
 		h.serveMetadata(w, r)
 	default:
@@ -98,24 +103,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveEvaluation answers an Access Evaluation (§6) or, when batch is set,
 // an Access Evaluations (§7) request.
 func (h *handler) serveEvaluation(w http.ResponseWriter, r *http.Request, batch bool) {
-	// §10.1: every API request is an HTTPS POST.
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use POST")
-		return
-	}
-	// §10.1: requests MUST include Content-Type: application/json.
-	if msg := checkContentType(r.Header.Values("Content-Type")); msg != "" {
-		writeError(w, http.StatusUnsupportedMediaType, msg)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes (1 MiB)", maxBodyBytes))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "could not read the request body")
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	req, err := parseRequest(body, batch, h.maxEvaluations)
@@ -149,6 +138,32 @@ func (h *handler) serveEvaluation(w http.ResponseWriter, r *http.Request, batch 
 	// §7.2: the results in request order; the top-level "decision" is
 	// omitted, as RECOMMENDED.
 	writeJSON(w, http.StatusOK, evaluationsResponse{Evaluations: results})
+}
+
+// readBody reads the body of an API request, or answers the request with
+// an error and returns false.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	// §10.1: every API request is an HTTPS POST.
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use POST")
+		return nil, false
+	}
+	// §10.1: requests MUST include Content-Type: application/json.
+	if msg := checkContentType(r.Header.Values("Content-Type")); msg != "" {
+		writeError(w, http.StatusUnsupportedMediaType, msg)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes (1 MiB)", maxBodyBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body")
+		return nil, false
+	}
+	return body, true
 }
 
 // kind names AuthZEN's decisions in the metrics and the decision log.
@@ -190,6 +205,7 @@ type metadata struct {
 	PolicyDecisionPoint       string `json:"policy_decision_point"`
 	AccessEvaluationEndpoint  string `json:"access_evaluation_endpoint"`
 	AccessEvaluationsEndpoint string `json:"access_evaluations_endpoint"`
+	SearchSubjectEndpoint     string `json:"search_subject_endpoint,omitempty"`
 }
 
 // serveMetadata answers the PDP metadata request (§9.2.1, §9.2.2).
@@ -213,11 +229,17 @@ func (h *handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	// §11.9: let PEPs cache the metadata for a while.
 	w.Header().Set("Cache-Control", "max-age=300")
-	writeJSON(w, http.StatusOK, metadata{
+	md := metadata{
 		PolicyDecisionPoint:       base,
 		AccessEvaluationEndpoint:  base + EvaluationPath,
 		AccessEvaluationsEndpoint: base + EvaluationsPath,
-	})
+	}
+	// Subject Search is advertised unless it is off: local only, it still
+	// answers the PEPs on this host, the ones a sidecar serves.
+	if h.dec.WhoCan() != decide.WhoCanOff {
+		md.SearchSubjectEndpoint = base + SearchSubjectPath
+	}
+	writeJSON(w, http.StatusOK, md)
 }
 
 // checkContentType returns why the Content-Type values are not JSON, or "".

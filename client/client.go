@@ -89,7 +89,9 @@ func (c *Client) Close() error {
 }
 
 // API returns the generated client of the whole service, for the calls this
-// package does not wrap (ListPermissions, GetPolicyStatus).
+// package does not wrap (ListPermissions, ListSubjects, GetPolicyStatus).
+// ListSubjects lists subject ids, so by default rolecall answers it only over
+// its Unix socket or from loopback (PERMISSION_DENIED otherwise).
 func (c *Client) API() rolecallv1.PolicyDecisionServiceClient { return c.api }
 
 // Query asks whether Subject may perform Action on Resource. Subject,

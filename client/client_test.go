@@ -612,3 +612,37 @@ func TestNilMapperPanics(t *testing.T) {
 		}()
 	}
 }
+
+// ListSubjects goes through API(), as ListPermissions does; over a Unix
+// socket it is a local caller, answered under the server's default.
+func TestListSubjectsThroughAPI(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "rolecall.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveT(t, rctest.Bookstore(t), lis)
+	rc, err := client.Dial("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got []string
+	req := &rolecallv1.ListSubjectsRequest{Resource: "https://api.store.io/products", Action: "read:product", PageSize: 3}
+	for {
+		resp, err := rc.API().ListSubjects(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range resp.GetSubjects() {
+			got = append(got, s.GetSubject()+" "+s.GetMatchedRole())
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	want := []string{"alice order_admin", "bob product_admin", "carol order_admin", "svc-catalog-sync catalog_sync"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("subjects (-want +got):\n%s", diff)
+	}
+}

@@ -449,7 +449,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key at the top, with a suggestion",
 			doc:  "# a comment\npolcy:\n  upstream: x\n",
-			want: []string{"line 2: unknown key polcy; did you mean policy? the file has grpc, admin, cache, policy, issuers, log, decision_log, authz, publish"},
+			want: []string{"line 2: unknown key polcy; did you mean policy? the file has grpc, admin, cache, policy, issuers, log, decision_log, authz, publish, who_can"},
 		},
 		{
 			name: "unknown key in an issuer's claims",
@@ -789,6 +789,7 @@ func TestValidateReportsEverything(t *testing.T) {
 	c.DecisionLog.Output = ""
 	c.DecisionLog.AllowSampleRate = 1.5
 	c.DecisionLog.QueueSize = 0
+	c.WhoCan = "everyone"
 	c.Issuers = []token.IssuerConfig{
 		{Issuer: "https://a.example", Audiences: []string{"x"}},
 		{Issuer: "https://a.example", Audiences: []string{"x"}, Algorithms: []string{"none"}},
@@ -814,6 +815,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"decision_log.queue_size: 0: want at least 1",
 		"issuers[1] (https://a.example): duplicate of issuers[0]",
 		`issuers[1] (https://a.example): algorithms: "none" is never allowed`,
+		`who_can: "everyone": want local, any or off`,
 	}
 	if diff := cmp.Diff(want, problems(c.Validate())); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

@@ -56,6 +56,12 @@ type Config struct {
 	// Publish is the publish listener, which serves this rolecall's policy
 	// to other rolecalls (GET /v1/policy). Off by default.
 	Publish Publish `yaml:"publish"`
+	// WhoCan says who may ask "who can?" (ListSubjects on the gRPC
+	// listeners, the AuthZEN Subject Search on the edge listener), whose
+	// answer lists subject ids in bulk: local (the default) answers callers
+	// over the Unix socket or from a loopback address, any answers every
+	// caller that reaches the listener, off answers no one.
+	WhoCan string `yaml:"who_can"`
 }
 
 // Publish configures the publish listener: GET /v1/policy serves the policy
@@ -350,5 +356,6 @@ func Default() *Config {
 			},
 		},
 		Publish: Publish{MaxWait: 5 * time.Minute},
+		WhoCan:  "local",
 	}
 }

@@ -214,6 +214,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, e)
 		}
 	}
+
+	if w := c.WhoCan; w != "local" && w != "any" && w != "off" {
+		bad("who_can", "%q: want local, any or off", w)
+	}
 	return errors.Join(errs...)
 }
 

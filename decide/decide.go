@@ -24,6 +24,12 @@ const MaxBatch = 1000
 // ErrNoIssuers is returned by CheckToken when no token issuer is configured.
 var ErrNoIssuers = errors.New("no token issuers are configured")
 
+// RefusedError is a request a Decider refuses to answer to this caller (see
+// WhoCan); its message says why and is safe to show to the caller.
+type RefusedError struct{ msg string }
+
+func (e *RefusedError) Error() string { return e.msg }
+
 // ArgumentError is a request a Decider refuses to decide; its message names
 // the field and is safe to show to the caller.
 type ArgumentError struct{ msg string }
@@ -47,8 +53,48 @@ type Options struct {
 	Recorder Recorder
 	// Authz, when set, enables Authorize for the enforcement edges.
 	Authz *AuthzOptions
+	// WhoCan says which callers ListSubjects answers; the zero value is
+	// WhoCanLocal.
+	WhoCan WhoCan
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+}
+
+// WhoCan says which callers ListSubjects ("who can?") answers. Its answer
+// holds subject ids in bulk, which a Check gives away only one guessed id
+// at a time, so by default it is answered only to callers on this host.
+type WhoCan uint8
+
+const (
+	// WhoCanLocal answers callers over a Unix socket or from a loopback
+	// address: the trust Check already has in a sidecar. The default.
+	WhoCanLocal WhoCan = iota
+	// WhoCanAny answers every caller that reaches the listener, for a
+	// listener guarded otherwise (mutual TLS, a network policy).
+	WhoCanAny
+	// WhoCanOff answers no one.
+	WhoCanOff
+)
+
+// WhoCanModes are the names ParseWhoCan accepts, in the order of the
+// constants.
+var WhoCanModes = []string{"local", "any", "off"}
+
+// ParseWhoCan reads a WhoCan by its name: local, any or off.
+func ParseWhoCan(s string) (WhoCan, error) {
+	for i, m := range WhoCanModes {
+		if s == m {
+			return WhoCan(i), nil
+		}
+	}
+	return WhoCanLocal, fmt.Errorf("%q: want local, any or off", s)
+}
+
+func (w WhoCan) String() string {
+	if int(w) < len(WhoCanModes) {
+		return WhoCanModes[w]
+	}
+	return fmt.Sprintf("WhoCan(%d)", w)
 }
 
 // Decider decides from an engine's current policy and records what it
@@ -60,6 +106,7 @@ type Decider struct {
 	// wantIDs: the recorder keeps request IDs (the decision log is on).
 	wantIDs bool
 	authz   *AuthzOptions
+	whoCan  WhoCan
 	log     *slog.Logger
 }
 
@@ -68,7 +115,7 @@ func New(engine *pdp.Engine, opts Options) *Decider {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Decider{engine: engine, tokens: opts.Tokens, rec: opts.Recorder, log: opts.Logger}
+	d := &Decider{engine: engine, tokens: opts.Tokens, rec: opts.Recorder, whoCan: opts.WhoCan, log: opts.Logger}
 	if r, ok := opts.Recorder.(interface{ keepsRequestIDs() bool }); ok {
 		d.wantIDs = r.keepsRequestIDs()
 	} else {
@@ -84,6 +131,9 @@ func New(engine *pdp.Engine, opts Options) *Decider {
 
 // Engine is the engine the Decider answers from.
 func (d *Decider) Engine() *pdp.Engine { return d.engine }
+
+// WhoCan says which callers ListSubjects answers.
+func (d *Decider) WhoCan() WhoCan { return d.whoCan }
 
 // Authz is the enforcement configuration with its defaults applied, nil when
 // the enforcement edges are off.
@@ -148,6 +198,22 @@ func (d *Decider) DecideIn(snap *pdp.Snapshot, kind, requestID string, q pdp.Que
 // resource when set.
 func (d *Decider) ListPermissions(ctx context.Context, subject, org, resource string) (pdp.Permissions, error) {
 	return d.engine.ListPermissions(subject, org, resource)
+}
+
+// ListSubjects answers who may perform q.Action on q.Resource (inside q.Org
+// when set), one page at a time: see pdp.Engine.ListSubjects. local says
+// whether the caller is on this host (a Unix socket or a loopback address),
+// as the edge knows it; a caller the WhoCan option does not admit gets a
+// *RefusedError. Like ListPermissions, it is a question about the policy,
+// not a decision: nothing is recorded.
+func (d *Decider) ListSubjects(ctx context.Context, q pdp.SubjectQuery, local bool) (pdp.SubjectPage, error) {
+	switch {
+	case d.whoCan == WhoCanOff:
+		return pdp.SubjectPage{}, &RefusedError{msg: "who-can (ListSubjects) is turned off on this server (who_can: off)"}
+	case d.whoCan == WhoCanLocal && !local:
+		return pdp.SubjectPage{}, &RefusedError{msg: "who-can (ListSubjects) is answered only over the Unix socket or from loopback (who_can: local)"}
+	}
+	return d.engine.ListSubjects(q)
 }
 
 // Status is the state of the policy being served and of the token issuers.

@@ -110,3 +110,74 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestListSubjectsAnswersTheWhoCanCases(t *testing.T) {
+	dec := decide.New(rctest.Bookstore(t), decide.Options{})
+	for _, c := range rctest.WhoCanCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			// A page of one subject at a time, followed to the end.
+			got := []pdp.AllowedSubject{}
+			q := c.Query(1)
+			for {
+				page, err := dec.ListSubjects(t.Context(), q, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page.Reason.String() != c.WantReason() {
+					t.Errorf("reason = %v, want %s", page.Reason, c.WantReason())
+				}
+				got = append(got, page.Subjects...)
+				if page.NextPageToken == "" {
+					break
+				}
+				q.PageToken = page.NextPageToken
+			}
+			if diff := cmp.Diff(c.Want(), got); diff != "" {
+				t.Errorf("subjects (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestListSubjectsAdmitsCallersAsWhoCanSays(t *testing.T) {
+	q := pdp.SubjectQuery{Resource: rctest.Orders, Action: "read:order"}
+	tests := []struct {
+		whoCan decide.WhoCan
+		local  bool
+		ok     bool
+	}{
+		{decide.WhoCanLocal, true, true},
+		{decide.WhoCanLocal, false, false},
+		{decide.WhoCanAny, true, true},
+		{decide.WhoCanAny, false, true},
+		{decide.WhoCanOff, true, false},
+		{decide.WhoCanOff, false, false},
+	}
+	for _, tt := range tests {
+		dec := decide.New(rctest.Bookstore(t), decide.Options{WhoCan: tt.whoCan})
+		_, err := dec.ListSubjects(t.Context(), q, tt.local)
+		var refused *decide.RefusedError
+		if got := err == nil; got != tt.ok || (err != nil && !errors.As(err, &refused)) {
+			t.Errorf("who_can %v, local %v: err = %v, want answered %v (or a RefusedError)", tt.whoCan, tt.local, err, tt.ok)
+		}
+	}
+}
+
+func TestParseWhoCan(t *testing.T) {
+	for i, name := range decide.WhoCanModes {
+		w, err := decide.ParseWhoCan(name)
+		if err != nil || w != decide.WhoCan(i) || w.String() != name {
+			t.Errorf("ParseWhoCan(%q) = %v, %v", name, w, err)
+		}
+	}
+	if _, err := decide.ParseWhoCan("everyone"); err == nil {
+		t.Error(`ParseWhoCan("everyone") succeeded`)
+	}
+}
+
+func TestListSubjectsWithoutPolicyIsErrNoPolicy(t *testing.T) {
+	dec := decide.New(&pdp.Engine{}, decide.Options{})
+	if _, err := dec.ListSubjects(t.Context(), pdp.SubjectQuery{Resource: "r", Action: "a"}, true); !errors.Is(err, pdp.ErrNoPolicy) {
+		t.Errorf("err = %v, want ErrNoPolicy", err)
+	}
+}

@@ -29,11 +29,14 @@ func (s *Service) toStatus(ctx context.Context, err error) error {
 func ErrorStatus(err error) *status.Status {
 	var qerr *pdp.QueryError
 	var aerr *decide.ArgumentError
+	var rerr *decide.RefusedError
 	switch {
 	case errors.As(err, &qerr):
 		return status.New(codes.InvalidArgument, qerr.Error())
 	case errors.As(err, &aerr):
 		return status.New(codes.InvalidArgument, aerr.Error())
+	case errors.As(err, &rerr):
+		return status.New(codes.PermissionDenied, rerr.Error())
 	case errors.Is(err, decide.ErrNoIssuers):
 		return status.New(codes.FailedPrecondition, decide.ErrNoIssuers.Error())
 	case errors.Is(err, pdp.ErrNoPolicy):

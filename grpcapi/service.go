@@ -7,8 +7,10 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"net"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/rolecall/rolecall/decide"
 	rolecallv1 "github.com/rolecall/rolecall/gen/rolecall/v1"
@@ -82,6 +84,34 @@ func (s *Service) ListPermissions(ctx context.Context, req *rolecallv1.ListPermi
 		resp.Permissions[i] = &rolecallv1.Permission{Resource: p.Resource, Action: p.Action}
 	}
 	return resp, nil
+}
+
+// ListSubjects answers who may perform an action. Its answer lists subject
+// ids in bulk, so the Decider's WhoCan option decides which callers get it;
+// this edge tells it whether the caller is on this host.
+func (s *Service) ListSubjects(ctx context.Context, req *rolecallv1.ListSubjectsRequest) (*rolecallv1.ListSubjectsResponse, error) {
+	page, err := s.dec.ListSubjects(ctx, v1conv.SubjectQuery(req), localPeer(ctx))
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return v1conv.SubjectsResponse(page), nil
+}
+
+// localPeer reports whether the caller is on this host: connected over a
+// Unix socket or from a loopback address. Anything else, an in-process
+// listener included, is not.
+func localPeer(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return false
+	}
+	switch a := p.Addr.(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	}
+	return false
 }
 
 func (s *Service) GetPolicyStatus(context.Context, *rolecallv1.GetPolicyStatusRequest) (*rolecallv1.GetPolicyStatusResponse, error) {

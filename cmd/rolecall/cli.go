@@ -12,7 +12,7 @@ import (
 // Exit codes, shared by every command.
 const (
 	exitOK    = 0 // success; for check: allowed
-	exitDeny  = 1 // check: denied; policy lint: problems found
+	exitDeny  = 1 // check: denied; who-can: nobody; policy lint: problems found
 	exitError = 2 // bad usage or a failure
 )
 
@@ -45,6 +45,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the decision server on a policy", serve},
 		{"check", "ask for one decision, from a running server or a policy file", check},
+		{"who-can", "list the subjects that may perform an action, from a running server or a policy file", whoCan},
 		{"validate-token", "check a JWT access token, against a running server or issuers' key sets", validateToken},
 		{"bench", "load a running server and compare Check with the transport's floor", bench},
 		{"policy", "work with policy files (lint, test, diff, generate, build, keygen, inspect)", policy},

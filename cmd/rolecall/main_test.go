@@ -690,9 +690,23 @@ func TestServeAuthZEN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	meta, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("AuthZEN metadata: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(meta), `"search_subject_endpoint":"http://`+edge+`/access/v1/search/subject"`) {
+		t.Errorf("AuthZEN metadata: %d %s", resp.StatusCode, meta)
+	}
+	// Subject Search from loopback: a local caller under who_can: local.
+	body = `{"subject": {"type": "user"}, "resource": {"type": "organization"}, "action": {"name": "invite:member"}, "context": {"org": "acme"}}`
+	req, _ = http.NewRequest(http.MethodPost, "http://"+edge+"/access/v1/search/subject", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(got), `"results":[{"type":"user","id":"dave","properties":{"matched_role":"admin"}}]`) {
+		t.Errorf("AuthZEN subject search: %d %s", resp.StatusCode, got)
 	}
 }
 

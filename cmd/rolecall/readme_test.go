@@ -211,7 +211,7 @@ func runREADMECommand(t *testing.T, ex readmeExample, words []string, stdin, grp
 	case len(words) > 3 && strings.Join(words[:3], " ") == "go run ./cmd/rolecall":
 		args := words[3:]
 		switch {
-		case (args[0] == "check" || args[0] == "validate-token") && !containsFlag(args, "--policy") && !containsFlag(args, "--issuers"):
+		case (args[0] == "check" || args[0] == "who-can" || args[0] == "validate-token") && !containsFlag(args, "--policy") && !containsFlag(args, "--issuers"):
 			args = append([]string{args[0], "--addr", grpcAddr}, args[1:]...)
 		case len(args) > 1 && args[0] == "dev-issuer" && args[1] == "token" && !containsFlag(args, "--addr"):
 			args = append([]string{"dev-issuer", "token", "--addr", devAddr}, args[2:]...)

@@ -101,6 +101,7 @@ flags given on the command line override it.`,
 	fs.StringVar(&cfg.Publish.SignKeyFile, "publish-sign-key", cfg.Publish.SignKeyFile, "publish listener: sign bundles with this PEM Ed25519 private key `file`")
 	fs.StringVar(&cfg.Publish.Name, "publish-name", cfg.Publish.Name, "publish listener: the publisher `name` in its bundles, shown in consumers' status (default: the host name)")
 	fs.DurationVar(&cfg.Publish.MaxWait, "publish-max-wait", cfg.Publish.MaxWait, "publish listener: the longest a long poll (Prefer: wait) is held, at most 5m")
+	fs.StringVar(&cfg.WhoCan, "who-can", cfg.WhoCan, "who may list the subjects allowed an action (ListSubjects, AuthZEN subject search): local (Unix socket and loopback callers), any, or off")
 	fs.StringVar(&cfg.Cache.Path, "cache", cfg.Cache.Path, "bbolt cache `file` holding the last accepted policy and key sets")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log format: text or json")
@@ -260,7 +261,11 @@ func runServer(ctx context.Context, cfg *config.Config, sio stdio) error {
 			SubjectHeader: cfg.Authz.IdentityHeaders.Subject, OrgHeader: cfg.Authz.IdentityHeaders.Org, ScopesHeader: cfg.Authz.IdentityHeaders.Scopes,
 		}
 	}
-	dec := decide.New(engine, decide.Options{Tokens: tokens, Recorder: decide.NewRecorder(m, dlog), Authz: authz, Logger: log})
+	whoCan, err := decide.ParseWhoCan(cfg.WhoCan)
+	if err != nil {
+		return usageError("who_can: %v", err)
+	}
+	dec := decide.New(engine, decide.Options{Tokens: tokens, Recorder: decide.NewRecorder(m, dlog), Authz: authz, WhoCan: whoCan, Logger: log})
 	srv = grpcapi.New(dec, grpcapi.Options{
 		Status: ref, Logger: log, Metrics: m,
 		GracePeriod:          cfg.GRPC.GracePeriod,

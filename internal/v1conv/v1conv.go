@@ -33,6 +33,52 @@ func Decision(resp *rolecallv1.CheckResponse) pdp.Decision {
 	}
 }
 
+// SubjectQuery reads a ListSubjects request.
+func SubjectQuery(req *rolecallv1.ListSubjectsRequest) pdp.SubjectQuery {
+	return pdp.SubjectQuery{
+		Org:       req.GetOrg(),
+		Resource:  req.GetResource(),
+		Action:    req.GetAction(),
+		Limit:     int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	}
+}
+
+// SubjectsRequest is the ListSubjects request asking q.
+func SubjectsRequest(q pdp.SubjectQuery) *rolecallv1.ListSubjectsRequest {
+	return &rolecallv1.ListSubjectsRequest{Org: q.Org, Resource: q.Resource, Action: q.Action, PageSize: int32(q.Limit), PageToken: q.PageToken}
+}
+
+// SubjectsResponse is the ListSubjects answer for page.
+func SubjectsResponse(page pdp.SubjectPage) *rolecallv1.ListSubjectsResponse {
+	resp := &rolecallv1.ListSubjectsResponse{
+		Subjects:       make([]*rolecallv1.AllowedSubject, len(page.Subjects)),
+		NextPageToken:  page.NextPageToken,
+		PolicyRevision: page.Revision,
+		Reason:         rolecallv1.Reason(page.Reason), // pdp.Reason values match the proto enum
+	}
+	subjects := make([]rolecallv1.AllowedSubject, len(page.Subjects))
+	for i, a := range page.Subjects {
+		subjects[i].Subject, subjects[i].MatchedRole = a.Subject, a.MatchedRole
+		resp.Subjects[i] = &subjects[i]
+	}
+	return resp
+}
+
+// SubjectPage reads a page back from a ListSubjectsResponse.
+func SubjectPage(resp *rolecallv1.ListSubjectsResponse) pdp.SubjectPage {
+	page := pdp.SubjectPage{
+		Subjects:      make([]pdp.AllowedSubject, len(resp.GetSubjects())),
+		NextPageToken: resp.GetNextPageToken(),
+		Reason:        pdp.Reason(resp.GetReason()),
+		Revision:      resp.GetPolicyRevision(),
+	}
+	for i, a := range resp.GetSubjects() {
+		page.Subjects[i] = pdp.AllowedSubject{Subject: a.GetSubject(), MatchedRole: a.GetMatchedRole()}
+	}
+	return page
+}
+
 // TokenRequest reads a ValidateToken request.
 func TokenRequest(req *rolecallv1.ValidateTokenRequest) decide.TokenRequest {
 	treq := decide.TokenRequest{
