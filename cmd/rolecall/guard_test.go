@@ -1,15 +1,12 @@
 package main
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,21 +31,7 @@ func guardPolicy(rev string, n int) string {
 // HTTP upstream and a real cache; the old policy keeps answering across a
 // restart, status and metrics say why, and an accept installs it.
 func TestServeHoldsBackASuspiciousPolicy(t *testing.T) {
-	var doc atomic.Pointer[string]
-	set := func(s string) { doc.Store(&s) }
-	set(guardPolicy("r1", 200))
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := *doc.Load()
-		etag := fmt.Sprintf(`"%x"`, sha256.Sum256([]byte(body)))
-		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		w.Header().Set("ETag", etag)
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = io.WriteString(w, body)
-	}))
-	defer up.Close()
+	up, set := documentUpstream(t, guardPolicy("r1", 200))
 
 	dir := t.TempDir()
 	admin := freeAddr(t)

@@ -421,15 +421,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func TestServeFromHTTPUpstreamWithAdmin(t *testing.T) {
-	data, err := os.ReadFile(bookstore)
-	if err != nil {
-		t.Fatal(err)
-	}
+// documentUpstream serves a YAML policy document over loopback HTTP with
+// its SHA-256 as ETag, answering 304 to a matching If-None-Match; set
+// replaces the document.
+func documentUpstream(t *testing.T, first string) (up *httptest.Server, set func(string)) {
+	t.Helper()
 	var doc atomic.Pointer[string]
-	first := string(data)
 	doc.Store(&first)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := *doc.Load()
 		etag := fmt.Sprintf(`"%x"`, sha256.Sum256([]byte(body)))
 		if r.Header.Get("If-None-Match") == etag {
@@ -440,7 +439,17 @@ func TestServeFromHTTPUpstreamWithAdmin(t *testing.T) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = io.WriteString(w, body)
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up, func(s string) { doc.Store(&s) }
+}
+
+func TestServeFromHTTPUpstreamWithAdmin(t *testing.T) {
+	data, err := os.ReadFile(bookstore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := string(data)
+	up, set := documentUpstream(t, first)
 
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "webhook-key")
@@ -471,7 +480,7 @@ func TestServeFromHTTPUpstreamWithAdmin(t *testing.T) {
 
 	// An edit upstream arrives at once through a signed webhook.
 	edited := strings.Replace(first, "bookstore-2026-11-20.1", "bookstore-2026-11-21.1", 1)
-	doc.Store(&edited)
+	set(edited)
 	event := []byte(`{"event": "Role.Scopes.Updated"}`)
 	mac := hmac.New(sha256.New, []byte("logto-signing-key"))
 	mac.Write(event)
@@ -495,7 +504,7 @@ func TestServeFromHTTPUpstreamWithAdmin(t *testing.T) {
 
 	// POST /v1/refresh refreshes synchronously.
 	third := strings.Replace(first, "bookstore-2026-11-20.1", "bookstore-2026-11-22.1", 1)
-	doc.Store(&third)
+	set(third)
 	resp, err = http.Post(base+"/v1/refresh", "", nil)
 	if err != nil {
 		t.Fatal(err)
