@@ -133,8 +133,8 @@ func TestPolicyTestJUnit(t *testing.T) {
 	if err := xml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("the report is not XML: %v\n%s", err, data)
 	}
-	if doc.Tests != 39 || doc.Failures != 10 || doc.Errors != 2 || len(doc.Suites) != 3 || doc.Suites[0].Name != "../../examples/bookstore.test.yaml" || doc.Suites[0].Tests != 25 {
-		t.Errorf("report: %d tests, %d failures, %d errors in %d suites; want 39, 10, 2 in 3, the first the example's with 25:\n%s",
+	if doc.Tests != 46 || doc.Failures != 11 || doc.Errors != 2 || len(doc.Suites) != 3 || doc.Suites[0].Name != "../../examples/bookstore.test.yaml" || doc.Suites[0].Tests != 30 {
+		t.Errorf("report: %d tests, %d failures, %d errors in %d suites; want 46, 11, 2 in 3, the first the example's with 30:\n%s",
 			doc.Tests, doc.Failures, doc.Errors, len(doc.Suites), data)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(report), ".*tmp*")); len(left) != 0 {
