@@ -152,24 +152,23 @@ func (s *Suite) check(lines map[string]int) error {
 		bad("no cases: want checks, list_permissions or who_can")
 	}
 	names := map[string]string{}
-	named := func(key, name string) {
-		if name == "" {
-			bad("line %d: %s: the case has no name", lines[key], key)
-			return
+	// named checks a case's name and returns where the case is, for its
+	// problems: "line 7: checks[2] \"bob reads orders\"".
+	named := func(key, name string) string {
+		where := fmt.Sprintf("line %d: %s", lines[key], key)
+		switch first, dup := names[name]; {
+		case name == "":
+			bad("%s: the case has no name", where)
+			return where
+		case dup:
+			bad("%s %q: the name is also %s's (line %d); case names must be unique in a suite", where, name, first, lines[first])
+		default:
+			names[name] = key
 		}
-		if first, dup := names[name]; dup {
-			bad("line %d: %s %q: the name is also %s's (line %d); case names must be unique in a suite", lines[key], key, name, first, lines[first])
-			return
-		}
-		names[name] = key
+		return where + fmt.Sprintf(" %q", name)
 	}
 	for i, c := range s.Checks {
-		where := fmt.Sprintf("checks[%d]", i)
-		named(where, c.Name)
-		where = fmt.Sprintf("line %d: %s", lines[where], where)
-		if c.Name != "" {
-			where += fmt.Sprintf(" %q", c.Name)
-		}
+		where := named(fmt.Sprintf("checks[%d]", i), c.Name)
 		for _, f := range [...]struct{ key, value string }{{"subject", c.Subject}, {"resource", c.Resource}, {"action", c.Action}} {
 			if f.value == "" {
 				bad("%s: no %s", where, f.key)
@@ -197,12 +196,7 @@ func (s *Suite) check(lines map[string]int) error {
 		}
 	}
 	for i, c := range s.ListPermissions {
-		where := fmt.Sprintf("list_permissions[%d]", i)
-		named(where, c.Name)
-		where = fmt.Sprintf("line %d: %s", lines[where], where)
-		if c.Name != "" {
-			where += fmt.Sprintf(" %q", c.Name)
-		}
+		where := named(fmt.Sprintf("list_permissions[%d]", i), c.Name)
 		if c.Subject == "" {
 			bad("%s: no subject", where)
 		} else if err := listingQuery(c).Validate(); err != nil {
@@ -215,12 +209,7 @@ func (s *Suite) check(lines map[string]int) error {
 		}
 	}
 	for i, c := range s.WhoCan {
-		where := fmt.Sprintf("who_can[%d]", i)
-		named(where, c.Name)
-		where = fmt.Sprintf("line %d: %s", lines[where], where)
-		if c.Name != "" {
-			where += fmt.Sprintf(" %q", c.Name)
-		}
+		where := named(fmt.Sprintf("who_can[%d]", i), c.Name)
 		if err := (pdp.SubjectQuery{Org: c.Org, Resource: c.Resource, Action: c.Action}).Validate(); err != nil {
 			bad("%s: %v", where, err)
 		}
